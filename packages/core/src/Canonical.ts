@@ -5,7 +5,8 @@
  * digest) is the SHA-256 of a JCS form, so the same value always yields the same digest however it was serialized or
  * re-parsed. Input that JSON cannot carry faithfully is rejected with a typed {@link CanonicalizationError} rather than
  * silently coerced: `__proto__` / `constructor` / `prototype` keys, lone UTF-16 surrogates, NaN and infinities,
- * integers beyond 2^53 - 1, non-plain objects, and nesting deeper than {@link DEFAULT_MAX_DEPTH}.
+ * integers beyond 2^53 - 1 (in the default strict profile), non-plain objects, and nesting deeper than
+ * {@link DEFAULT_MAX_DEPTH}.
  *
  * @example
  * ```ts
@@ -45,6 +46,12 @@ export class CanonicalizationError extends Schema.TaggedError<CanonicalizationEr
 export interface CanonicalOptions {
   /** Maximum nesting depth (default {@link DEFAULT_MAX_DEPTH}). */
   readonly maxDepth?: number
+  /**
+   * `strict` (the default, EGL's input profile) also rejects integer-valued numbers beyond 2^53 - 1: their JSON text
+   * may have lost precision in parsing, so two different inputs could share a digest. `rfc8785` accepts every finite
+   * number, exactly as the RFC does (e.g. `1E30`).
+   */
+  readonly profile?: "strict" | "rfc8785"
 }
 
 const toError = (f: JcsFailure) => new CanonicalizationError({ reason: f.reason, path: f.path })
@@ -53,7 +60,7 @@ const toError = (f: JcsFailure) => new CanonicalizationError({ reason: f.reason,
  * Canonical JSON text of `value`, or the error as a value. The allocation-free variant used on hot paths.
  */
 export const toCanonicalJsonOrError = (value: unknown, options?: CanonicalOptions): string | CanonicalizationError => {
-  const out = canonicalize(value, options?.maxDepth ?? DEFAULT_MAX_DEPTH)
+  const out = canonicalize(value, options?.maxDepth ?? DEFAULT_MAX_DEPTH, options?.profile !== "rfc8785")
   return isFailure(out) ? toError(out) : out
 }
 

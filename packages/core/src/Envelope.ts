@@ -112,9 +112,11 @@ export type RuntimeConstraint = typeof RuntimeConstraint.Type
 /** What the execution is. */
 export const Execution = Schema.Struct({
   tool: Identifier,
-  toolVersion: Schema.String,
+  /** Absent when the tool is not registered. */
+  toolVersion: Schema.optionalKey(Schema.String),
   action: Identifier,
-  class: ExecutionClass,
+  /** Absent when the tool or action is not registered (`CLASS_UNKNOWN`). */
+  class: Schema.optionalKey(ExecutionClass),
   /** SHA-256 of the canonical input. */
   inputDigest: Schema.String
 })
@@ -149,11 +151,10 @@ export const Granted = Schema.Struct({
   tier: Tier,
   capabilities: Schema.Array(CapabilityName),
   resources: Resources,
+  /** The worker pool that runs it (`cache` when the decision is served from the deterministic cache). */
   pool: Schema.String,
-  grantId: Schema.String,
-  /** ISO-8601 instant after which the grant cannot be used. */
+  /** ISO-8601 instant after which the grant cannot be used. Every grant is single-use: its id is the envelope id. */
   expiresAt: Schema.String,
-  singleUse: Schema.Boolean,
   escalation: Schema.optionalKey(ApprovedEscalation)
 })
 /** @see Granted */

@@ -26,6 +26,7 @@ export const DenialCodes = [
   "POOL_UNAVAILABLE",
   "LEDGER_UNAVAILABLE",
   "SEALER_UNAVAILABLE",
+  "ENVELOPE_INVALID",
   "INVALID_REQUEST"
 ] as const
 

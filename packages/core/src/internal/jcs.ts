@@ -36,13 +36,13 @@ export const isFailure = (u: string | JcsFailure): u is JcsFailure => typeof u !
 const serializeString = (s: string, path: string): string | JcsFailure =>
   s.isWellFormed() ? JSON.stringify(s) : fail("LoneSurrogate", path)
 
-const serialize = (value: unknown, depth: number, maxDepth: number, path: string): string | JcsFailure => {
+const serialize = (value: unknown, depth: number, maxDepth: number, strict: boolean, path: string): string | JcsFailure => {
   switch (typeof value) {
     case "string":
       return serializeString(value, path)
     case "number":
       if (!Number.isFinite(value)) return fail("NonFiniteNumber", path)
-      if (Number.isInteger(value) && !Number.isSafeInteger(value)) return fail("UnsafeInteger", path)
+      if (strict && Number.isInteger(value) && !Number.isSafeInteger(value)) return fail("UnsafeInteger", path)
       return JSON.stringify(value)
     case "boolean":
       return value ? "true" : "false"
@@ -54,7 +54,7 @@ const serialize = (value: unknown, depth: number, maxDepth: number, path: string
         for (let i = 0; i < value.length; i++) {
           const item: unknown = value[i]
           if (item === undefined) return fail("UnsupportedType", `${path}[${i}]`)
-          const s = serialize(item, depth + 1, maxDepth, path)
+          const s = serialize(item, depth + 1, maxDepth, strict, path)
           if (typeof s !== "string") return s
           out += i === 0 ? s : "," + s
         }
@@ -73,7 +73,7 @@ const serialize = (value: unknown, depth: number, maxDepth: number, path: string
         const childPath = path === "" ? key : `${path}.${key}`
         const k = serializeString(key, childPath)
         if (typeof k !== "string") return k
-        const s = serialize(item, depth + 1, maxDepth, childPath)
+        const s = serialize(item, depth + 1, maxDepth, strict, childPath)
         if (typeof s !== "string") return s
         out += first ? k + ":" + s : "," + k + ":" + s
         first = false
@@ -85,5 +85,9 @@ const serialize = (value: unknown, depth: number, maxDepth: number, path: string
   }
 }
 
-/** Serializes `value` to its RFC 8785 canonical form, or describes why it cannot be. */
-export const canonicalize = (value: unknown, maxDepth: number): string | JcsFailure => serialize(value, 0, maxDepth, "")
+/**
+ * Serializes `value` to its RFC 8785 canonical form, or describes why it cannot be. `strict` also rejects integers
+ * beyond 2^53 - 1, whose JSON text may already have lost precision when it was parsed.
+ */
+export const canonicalize = (value: unknown, maxDepth: number, strict: boolean): string | JcsFailure =>
+  serialize(value, 0, maxDepth, strict, "")

@@ -1,0 +1,583 @@
+/**
+ * The JSONL file ledger backend: one record per line, signed checkpoints in a `<path>.checkpoints` sidecar, one
+ * writer at a time (an exclusive `<path>.lock` holding the writer's pid).
+ *
+ * An append writes the whole batch with one `write` and resolves only after `fdatasync`, so the service's group
+ * commit costs one sync per batch. A write that fails is cut back off the file; if even that fails the storage
+ * refuses every later append until it is reopened, since the bytes on disk are then unknown.
+ *
+ * Opening scans the file once and keeps only line offsets and a ref index in memory; reads stream from disk. A last
+ * line without its newline is a batch the crash interrupted, never acknowledged, so opening cuts it away
+ * ({@link FileStorage.recoveredBytes}). A garbled complete line is evidence, not debris: it stays, and reads return it
+ * as a {@link Ledger.CorruptRecord} so {@link Ledger.verifyStorage} reports it.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { FileLedger, Sealer } from "@egl/core"
+ *
+ * const LedgerLive = FileLedger.layer("/var/lib/egl/ledger.jsonl").pipe(Layer.provide(Sealer.Sealer.layerGenerated))
+ * ```
+ * @module
+ */
+import * as fs from "node:fs"
+import type { FileHandle } from "node:fs/promises"
+import * as path from "node:path"
+import { randomUUID } from "node:crypto"
+import { Effect, Exit, Schema, Scope, Semaphore } from "effect"
+import {
+  Checkpoint,
+  EMPTY_HEAD,
+  isCorrupt,
+  Ledger,
+  LedgerRecordSchema,
+  LedgerUnavailable,
+  link,
+  type Head,
+  type LedgerOptions,
+  type LedgerRecord,
+  type LedgerStorage,
+  type RecordDraft,
+  type StoredRecord
+} from "./Ledger.ts"
+
+/** A file ledger storage, with what opening and writing it did. */
+export interface FileStorage extends LedgerStorage {
+  /** Path of the JSONL record file. */
+  readonly path: string
+  /** Bytes of an interrupted, unacknowledged tail cut from the record file when it was opened (0 after a clean stop). */
+  readonly recoveredBytes: number
+  /** Durable record writes (one `write` + `fdatasync` each) since opening: fewer than appends when group commit works. */
+  readonly commits: number
+}
+
+/**
+ * Opens (creating if needed) the ledger file at `path` and takes its writer lock; the caller must run `close`.
+ * Fails with {@link LedgerUnavailable} when another live process holds the lock or the files cannot be opened.
+ */
+export const make = (file: string): Effect.Effect<FileStorage, LedgerUnavailable> =>
+  Effect.gen(function* () {
+    const scope = yield* Scope.make()
+    return yield* build(file).pipe(
+      Scope.provide(scope),
+      Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause))),
+      Effect.map((parts) => storage(file, parts, scope))
+    )
+  })
+
+/** {@link make} with `close` tied to the current scope. */
+export const open = (file: string): Effect.Effect<FileStorage, LedgerUnavailable, Scope.Scope> =>
+  Effect.acquireRelease(make(file), (s) => s.close)
+
+/**
+ * The {@link Ledger} service over the file at `path` (requires a {@link Sealer} for checkpoints).
+ *
+ * @example
+ * ```ts
+ * const program = Effect.gen(function* () {
+ *   const ledger = yield* Ledger.Ledger
+ *   yield* ledger.append(Ledger.draft("decision", new Date().toISOString(), "env-1", '{"ok":true}'))
+ * }).pipe(Effect.provide(FileLedger.layer("ledger.jsonl").pipe(Layer.provide(Sealer.Sealer.layerGenerated))))
+ * ```
+ */
+export const layer = (file: string, options?: LedgerOptions) => Ledger.layerStorage(make(file), options)
+
+// ---------------------------------------------------------------------------------------------------------------------
+
+/** Bytes read per step when scanning the file at open. */
+const SCAN_CHUNK = 1 << 20
+/** Most bytes one `read` call pulls from disk; a page is cut short rather than buffered whole. */
+const MAX_READ_BYTES = 8 << 20
+/** A lock without a pid younger than this may be mid-creation by its owner, so it is not stale yet. */
+const LOCK_GRACE_MS = 2000
+
+const unavailable = (file: string, what: string, cause?: unknown) =>
+  new LedgerUnavailable({ detail: `file:${file}: ${what}${cause === undefined ? "" : `: ${messageOf(cause)}`}` })
+
+const messageOf = (cause: unknown): string => {
+  if (cause instanceof Error) return cause.message
+  if (typeof cause === "object" && cause !== null && "cause" in cause) return messageOf(cause.cause)
+  return String(cause)
+}
+
+/** Line start offsets of the record file; Float64 because offsets pass 2^32 long before records pass 2^53. */
+class LineIndex {
+  private offsets = new Float64Array(1024)
+  count = 0
+  push(offset: number) {
+    if (this.count === this.offsets.length) {
+      const grown = new Float64Array(this.offsets.length * 2)
+      grown.set(this.offsets)
+      this.offsets = grown
+    }
+    this.offsets[this.count++] = offset
+  }
+  at(i: number): number {
+    return this.offsets[i]!
+  }
+}
+
+/** An append-only file and the length of its durable, acknowledged prefix. */
+interface Journal {
+  readonly file: string
+  readonly handle: FileHandle
+  end: number
+  /** Set when the file may hold bytes past `end` that could not be removed, or the tail cannot be extended. */
+  failed: LedgerUnavailable | undefined
+}
+
+interface Parts {
+  readonly records: Journal
+  readonly checkpoints: Journal
+  readonly index: LineIndex
+  readonly refs: Map<string, number | Array<number>>
+  readonly head: Head
+  readonly stored: Array<Checkpoint>
+  readonly checkpointError: LedgerUnavailable | undefined
+  readonly recoveredBytes: number
+}
+
+const build = (file: string): Effect.Effect<Parts, LedgerUnavailable, Scope.Scope> =>
+  Effect.gen(function* () {
+    const lockFile = `${file}.lock`
+    const token = `${process.pid} ${randomUUID()}\n`
+    yield* Effect.acquireRelease(
+      Effect.try({ try: () => takeLock(lockFile, token), catch: (e) => unavailable(file, "cannot take the writer lock", e) }).pipe(
+        Effect.flatMap((holder) =>
+          holder === undefined
+            ? Effect.void
+            : Effect.fail(unavailable(file, `locked by ${holder} (${lockFile}); one writer at a time`))
+        )
+      ),
+      () => Effect.sync(() => releaseLock(lockFile, token))
+    )
+    const recordsHandle = yield* openJournal(file)
+    const checkpointsHandle = yield* openJournal(`${file}.checkpoints`)
+    const scan = yield* Effect.try({
+      try: () => scanRecords(recordsHandle.fd),
+      catch: (e) => unavailable(file, "cannot read the record file", e)
+    })
+    const recoveredBytes = scan.size - scan.end
+    const cps = yield* Effect.try({
+      try: () => readCheckpoints(checkpointsHandle.fd),
+      catch: (e) => unavailable(`${file}.checkpoints`, "cannot read the checkpoint file", e)
+    })
+    yield* Effect.try({
+      try: () => {
+        cutTail(recordsHandle.fd, scan.end, scan.size)
+        cutTail(checkpointsHandle.fd, cps.end, cps.size)
+      },
+      catch: (e) => unavailable(file, "cannot cut an interrupted tail", e)
+    })
+    const records: Journal = { file, handle: recordsHandle, end: scan.end, failed: undefined }
+    let head: Head = EMPTY_HEAD
+    const last = scan.last
+    if (last !== undefined) {
+      const position = scan.index.count - 1
+      if (isCorrupt(last)) {
+        records.failed = unavailable(file, `the last record (line ${position + 1}) is corrupt; the chain cannot be extended`)
+        head = { size: scan.index.count, hash: scan.lastGoodHash }
+      } else {
+        head = { size: scan.index.count, hash: last.hash }
+        if (last.index !== position) {
+          records.failed = unavailable(
+            file,
+            `the last line holds record ${last.index} at position ${position}; the chain cannot be extended`
+          )
+        }
+      }
+    }
+    return {
+      records,
+      checkpoints: { file: `${file}.checkpoints`, handle: checkpointsHandle, end: cps.end, failed: undefined },
+      index: scan.index,
+      refs: scan.refs,
+      head,
+      stored: cps.checkpoints,
+      checkpointError:
+        cps.corruptLine === undefined
+          ? undefined
+          : unavailable(`${file}.checkpoints`, `line ${cps.corruptLine} is not a checkpoint`),
+      recoveredBytes
+    }
+  })
+
+const openJournal = (file: string): Effect.Effect<FileHandle, LedgerUnavailable, Scope.Scope> =>
+  Effect.gen(function* () {
+    const existed = yield* Effect.sync(() => fs.existsSync(file))
+    const handle = yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: () => fs.promises.open(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644),
+        catch: (e) => unavailable(file, "cannot open", e)
+      }),
+      // FileHandle.close waits for reads still in flight, so closing never pulls a descriptor from under them.
+      (h) => Effect.promise(() => h.close().catch(() => undefined))
+    )
+    // A new file's directory entry must be durable too, or a crash can lose the file along with its synced records.
+    if (!existed) {
+      yield* Effect.try({ try: () => syncDirectory(path.dirname(file)), catch: (e) => unavailable(file, "cannot sync its directory", e) })
+    }
+    return handle
+  })
+
+const syncDirectory = (dir: string) => {
+  const fd = fs.openSync(dir, "r")
+  try {
+    fs.fsyncSync(fd)
+  } finally {
+    fs.closeSync(fd)
+  }
+}
+
+const cutTail = (fd: number, end: number, size: number) => {
+  if (size > end) {
+    fs.ftruncateSync(fd, end)
+    fs.fdatasyncSync(fd)
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Lock
+
+/** Takes the lock, or returns a description of its live holder. */
+const takeLock = (lockFile: string, token: string): string | undefined => {
+  // A few rounds: each after the lock vanished or a stale one was removed.
+  for (let round = 0; round < 3; round++) {
+    try {
+      const fd = fs.openSync(lockFile, "wx", 0o644)
+      try {
+        fs.writeSync(fd, token)
+      } finally {
+        fs.closeSync(fd)
+      }
+      return undefined
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e
+    }
+    const seen = readLock(lockFile)
+    if (seen === undefined) continue
+    const pid = Number.parseInt(seen.content, 10)
+    if (Number.isInteger(pid) && pid > 0) {
+      if (isAlive(pid)) return `process ${pid}${pid === process.pid ? " (this process)" : ""}`
+    } else if (seen.ageMs < LOCK_GRACE_MS) {
+      return "a process that is still creating the lock"
+    }
+    // Stale. Re-read right before removing, so a lock another opener has just taken over is not removed instead.
+    if (readLock(lockFile)?.content === seen.content) fs.rmSync(lockFile, { force: true })
+  }
+  return "another process contending for the same stale lock"
+}
+
+const readLock = (lockFile: string): { readonly content: string; readonly ageMs: number } | undefined => {
+  try {
+    return { content: fs.readFileSync(lockFile, "utf8"), ageMs: Date.now() - fs.statSync(lockFile).mtimeMs }
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined
+    throw e
+  }
+}
+
+const isAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    // EPERM: the process exists but belongs to another user.
+    return (e as NodeJS.ErrnoException).code === "EPERM"
+  }
+}
+
+const releaseLock = (lockFile: string, token: string) => {
+  try {
+    if (fs.readFileSync(lockFile, "utf8") === token) fs.unlinkSync(lockFile)
+  } catch {
+    // Already gone; nothing of ours to release.
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Decoding
+
+const isRecordShape = Schema.is(LedgerRecordSchema)
+const isCheckpoint = Schema.is(Checkpoint)
+
+const corrupt = (index: number, detail: string): StoredRecord => ({ _corrupt: true, index, detail })
+
+const decodeLine = (line: string, position: number): StoredRecord => {
+  let value: unknown
+  try {
+    value = JSON.parse(line)
+  } catch {
+    return corrupt(position, `line ${position + 1} is not valid JSON`)
+  }
+  if (!isRecordShape(value)) return corrupt(position, `line ${position + 1} is not a ledger record`)
+  const { index, kind, at, ref, body, digest, prevHash, hash } = value
+  return { index, kind, at, ref, body, digest, prevHash, hash }
+}
+
+const encodeRecord = (r: LedgerRecord): string =>
+  JSON.stringify({
+    index: r.index,
+    kind: r.kind,
+    at: r.at,
+    ref: r.ref,
+    body: r.body,
+    digest: r.digest,
+    prevHash: r.prevHash,
+    hash: r.hash
+  }) + "\n"
+
+const addRef = (refs: Map<string, number | Array<number>>, ref: string, position: number) => {
+  if (ref === "") return
+  const hit = refs.get(ref)
+  if (hit === undefined) refs.set(ref, position)
+  else if (typeof hit === "number") refs.set(ref, [hit, position])
+  else hit.push(position)
+}
+
+interface Scan {
+  readonly index: LineIndex
+  readonly refs: Map<string, number | Array<number>>
+  readonly last: StoredRecord | undefined
+  readonly lastGoodHash: string
+  /** Offset after the last newline: the end of the complete lines. */
+  readonly end: number
+  readonly size: number
+}
+
+const scanRecords = (fd: number): Scan => {
+  const size = fs.fstatSync(fd).size
+  const index = new LineIndex()
+  const refs = new Map<string, number | Array<number>>()
+  const chunk = Buffer.allocUnsafe(Math.min(SCAN_CHUNK, Math.max(size, 1)))
+  let last: StoredRecord | undefined
+  let lastGoodHash = EMPTY_HEAD.hash
+  let carry = Buffer.alloc(0)
+  let lineStart = 0
+  let position = 0
+  while (position < size) {
+    const n = fs.readSync(fd, chunk, 0, Math.min(chunk.length, size - position), position)
+    if (n === 0) break
+    position += n
+    const data = carry.length === 0 ? chunk.subarray(0, n) : Buffer.concat([carry, chunk.subarray(0, n)])
+    let from = 0
+    for (let nl = data.indexOf(10, from); nl !== -1; nl = data.indexOf(10, from)) {
+      const at = index.count
+      index.push(lineStart + from)
+      last = decodeLine(data.toString("utf8", from, nl), at)
+      if (!isCorrupt(last)) {
+        addRef(refs, last.ref, at)
+        lastGoodHash = last.hash
+      }
+      from = nl + 1
+    }
+    lineStart += from
+    carry = Buffer.from(data.subarray(from))
+  }
+  return { index, refs, last, lastGoodHash, end: lineStart, size }
+}
+
+const readCheckpoints = (fd: number) => {
+  const size = fs.fstatSync(fd).size
+  const bytes = Buffer.alloc(size)
+  let read = 0
+  while (read < size) {
+    const n = fs.readSync(fd, bytes, read, size - read, read)
+    if (n === 0) break
+    read += n
+  }
+  const end = bytes.lastIndexOf(10) + 1
+  const checkpoints: Array<Checkpoint> = []
+  let corruptLine: number | undefined
+  const lines = end === 0 ? [] : bytes.toString("utf8", 0, end - 1).split("\n")
+  lines.forEach((line, i) => {
+    let value: unknown
+    try {
+      value = JSON.parse(line)
+    } catch {
+      value = undefined
+    }
+    if (isCheckpoint(value)) {
+      const { size: s, headHash, at, keyId, signature } = value
+      checkpoints.push({ size: s, headHash, at, keyId, signature })
+    } else corruptLine ??= i + 1
+  })
+  return { checkpoints, corruptLine, end, size }
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// I/O
+
+const io = <A>(journal: Journal, what: string, f: () => Promise<A>): Effect.Effect<A, LedgerUnavailable> =>
+  Effect.tryPromise({ try: f, catch: (e) => unavailable(journal.file, what, e) })
+
+const writeAt = (journal: Journal, bytes: Buffer, at: number): Effect.Effect<void, LedgerUnavailable> =>
+  Effect.flatMap(
+    io(journal, "write failed", () => journal.handle.write(bytes, 0, bytes.length, at)),
+    ({ bytesWritten }) =>
+      bytesWritten < bytes.length ? writeAt(journal, bytes.subarray(bytesWritten), at + bytesWritten) : Effect.void
+  )
+
+/**
+ * Appends `bytes` at the durable end and syncs, then runs `onDurable(offset)` in the same step that moves the end (so
+ * readers never see the new end without the index that describes it); on failure cuts the file back. Callers
+ * serialize calls and run them uninterruptibly: an interrupted write would leave bytes past `end` that the next write
+ * only partly covers.
+ */
+const appendDurably = <A>(journal: Journal, bytes: Buffer, onDurable: (at: number) => A): Effect.Effect<A, LedgerUnavailable> =>
+  Effect.suspend(() => {
+    if (journal.failed !== undefined) return Effect.fail(journal.failed)
+    const at = journal.end
+    return writeAt(journal, bytes, at).pipe(
+      Effect.andThen(io(journal, "fdatasync failed", () => journal.handle.datasync())),
+      Effect.map(() => {
+        journal.end = at + bytes.length
+        return onDurable(at)
+      }),
+      Effect.catch((error) =>
+        io(journal, "truncate failed", () => journal.handle.truncate(at)).pipe(
+          Effect.andThen(io(journal, "fdatasync failed", () => journal.handle.datasync())),
+          Effect.matchEffect({
+            onSuccess: () => Effect.fail(error),
+            onFailure: (undo) => {
+              journal.failed = unavailable(
+                journal.file,
+                `${error.detail}, and the partial write could not be removed (${undo.detail}); refusing appends until reopened`
+              )
+              return Effect.fail(journal.failed)
+            }
+          })
+        )
+      )
+    )
+  })
+
+const readExactly = (journal: Journal, length: number, at: number): Effect.Effect<Buffer, LedgerUnavailable> => {
+  const buffer = Buffer.allocUnsafe(length)
+  const step = (done: number): Effect.Effect<Buffer, LedgerUnavailable> =>
+    done === length
+      ? Effect.succeed(buffer)
+      : Effect.flatMap(
+          io(journal, "read failed", () => journal.handle.read(buffer, done, length - done, at + done)),
+          ({ bytesRead }) =>
+            bytesRead === 0 ? Effect.fail(unavailable(journal.file, "the file is shorter than its index")) : step(done + bytesRead)
+        )
+  return step(0)
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Storage
+
+const storage = (file: string, parts: Parts, scope: Scope.Closeable): FileStorage => {
+  const { records, checkpoints, index, refs } = parts
+  const stored = parts.stored
+  let head = parts.head
+  let commits = 0
+  let closed = false
+  const recordWriter = Semaphore.makeUnsafe(1)
+  const checkpointWriter = Semaphore.makeUnsafe(1)
+  const closedError = unavailable(file, "the ledger is closed")
+
+  /** Positions [from, to) as stored; the offsets and end are read once, so a concurrent append cannot tear the page. */
+  const readPositions = (from: number, to: number): Effect.Effect<ReadonlyArray<StoredRecord>, LedgerUnavailable> =>
+    Effect.suspend(() => {
+      if (closed) return Effect.fail(closedError)
+      const count = index.count
+      const end = records.end
+      to = Math.min(to, count)
+      if (from < 0 || from >= to) return Effect.succeed([])
+      const offset = (i: number) => (i < count ? index.at(i) : end)
+      const start = offset(from)
+      // Largest `to` whose bytes fit the read budget; always at least one record.
+      let lo = from + 1
+      let hi = to
+      while (lo < hi) {
+        const mid = Math.ceil((lo + hi) / 2)
+        if (offset(mid) - start <= MAX_READ_BYTES) lo = mid
+        else hi = mid - 1
+      }
+      const stop = lo
+      return Effect.map(readExactly(records, offset(stop) - start, start), (bytes) => {
+        const out: Array<StoredRecord> = new Array(stop - from)
+        for (let i = from; i < stop; i++) {
+          out[i - from] = decodeLine(bytes.toString("utf8", offset(i) - start, offset(i + 1) - start - 1), i)
+        }
+        return out
+      })
+    })
+
+  const append = (drafts: ReadonlyArray<RecordDraft>): Effect.Effect<ReadonlyArray<LedgerRecord>, LedgerUnavailable> =>
+    recordWriter.withPermit(
+      Effect.uninterruptible(
+        Effect.suspend(() => {
+          if (closed) return Effect.fail(closedError)
+          if (drafts.length === 0) return Effect.succeed([])
+          const placed = link(head, drafts)
+          const lines = placed.map((r) => Buffer.from(encodeRecord(r), "utf8"))
+          return appendDurably(records, Buffer.concat(lines), (at) => {
+            let offset = at
+            for (let i = 0; i < placed.length; i++) {
+              index.push(offset)
+              offset += lines[i]!.length
+              addRef(refs, placed[i]!.ref, placed[i]!.index)
+            }
+            const last = placed[placed.length - 1]!
+            head = { size: last.index + 1, hash: last.hash }
+            commits++
+            return placed
+          })
+        })
+      )
+    )
+
+  const appendCheckpoint = (cp: Checkpoint) =>
+    checkpointWriter.withPermit(
+      Effect.uninterruptible(
+        Effect.suspend(() => {
+          if (closed) return Effect.fail(closedError)
+          // Nothing is signed over a chain this storage cannot vouch for.
+          const refused = parts.checkpointError ?? records.failed
+          if (refused !== undefined) return Effect.fail(refused)
+          const { size, headHash, at, keyId, signature } = cp
+          const line = JSON.stringify({ size, headHash, at, keyId, signature }) + "\n"
+          return appendDurably(checkpoints, Buffer.from(line, "utf8"), () => {
+            stored.push({ size, headHash, at, keyId, signature })
+          })
+        })
+      )
+    )
+
+  return {
+    description: `file:${file}`,
+    writeMode: "batched",
+    path: file,
+    recoveredBytes: parts.recoveredBytes,
+    get commits() {
+      return commits
+    },
+    head: Effect.sync(() => head),
+    append,
+    read: (from, limit) => readPositions(from, from + Math.max(0, limit)),
+    findRef: (ref) =>
+      Effect.suspend(() => {
+        const hit = refs.get(ref)
+        const positions = hit === undefined ? [] : typeof hit === "number" ? [hit] : hit.slice()
+        return Effect.map(
+          Effect.forEach(positions, (p) => readPositions(p, p + 1)),
+          (pages) => pages.flat().filter((r): r is LedgerRecord => !isCorrupt(r) && r.ref === ref)
+        )
+      }),
+    appendCheckpoint,
+    checkpoints: Effect.suspend(() =>
+      parts.checkpointError !== undefined ? Effect.fail(parts.checkpointError) : Effect.succeed(stored.slice())
+    ),
+    close: recordWriter.withPermit(
+      checkpointWriter.withPermit(
+        Effect.suspend(() => {
+          closed = true
+          return Scope.close(scope, Exit.void)
+        })
+      )
+    )
+  }
+}
