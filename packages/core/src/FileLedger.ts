@@ -1,15 +1,17 @@
 /**
- * The JSONL file ledger backend: one record per line, signed checkpoints in a `<path>.checkpoints` sidecar, one
- * writer at a time (an exclusive `<path>.lock` holding the writer's pid).
+ * The JSONL file ledger backend: one record per line, signed checkpoints in a `<file>.checkpoints` sidecar, one
+ * writer at a time (an exclusive `<file>.lock` holding the writer's pid; a lock whose process is gone is taken over).
  *
  * An append writes the whole batch with one `write` and resolves only after `fdatasync`, so the service's group
  * commit costs one sync per batch. A write that fails is cut back off the file; if even that fails the storage
  * refuses every later append until it is reopened, since the bytes on disk are then unknown.
  *
- * Opening scans the file once and keeps only line offsets and a ref index in memory; reads stream from disk. A last
- * line without its newline is a batch the crash interrupted, never acknowledged, so opening cuts it away
- * ({@link FileStorage.recoveredBytes}). A garbled complete line is evidence, not debris: it stays, and reads return it
- * as a {@link Ledger.CorruptRecord} so {@link Ledger.verifyStorage} reports it.
+ * Opening scans the file once and keeps only line offsets (8 bytes a record) and a ref index (one entry per distinct
+ * ref) in memory; reads stream from disk. A last line without its newline is a batch a crash interrupted, never
+ * acknowledged, so opening cuts it away ({@link FileStorage.recoveredBytes}). A garbled complete line is evidence,
+ * not debris: it stays, and reads return it as a `CorruptRecord` so verification reports it. When the last line is
+ * garbled or out of place there is no trustworthy head, so the storage opens for reading and verification but refuses
+ * appends and checkpoints; a garbled checkpoint line makes `checkpoints` fail the same way.
  *
  * @example
  * ```ts
@@ -24,7 +26,7 @@ import * as fs from "node:fs"
 import type { FileHandle } from "node:fs/promises"
 import * as path from "node:path"
 import { randomUUID } from "node:crypto"
-import { Effect, Exit, Schema, Scope, Semaphore } from "effect"
+import { Effect, Exit, Fiber, type Layer, Schema, Scope, Semaphore } from "effect"
 import {
   Checkpoint,
   EMPTY_HEAD,
@@ -40,6 +42,7 @@ import {
   type RecordDraft,
   type StoredRecord
 } from "./Ledger.ts"
+import type { Sealer } from "./Sealer.ts"
 
 /** A file ledger storage, with what opening and writing it did. */
 export interface FileStorage extends LedgerStorage {
@@ -52,7 +55,7 @@ export interface FileStorage extends LedgerStorage {
 }
 
 /**
- * Opens (creating if needed) the ledger file at `path` and takes its writer lock; the caller must run `close`.
+ * Opens (creating if needed) the ledger at `file` and takes its writer lock; the caller must run `close`.
  * Fails with {@link LedgerUnavailable} when another live process holds the lock or the files cannot be opened.
  */
 export const make = (file: string): Effect.Effect<FileStorage, LedgerUnavailable> =>
@@ -70,7 +73,7 @@ export const open = (file: string): Effect.Effect<FileStorage, LedgerUnavailable
   Effect.acquireRelease(make(file), (s) => s.close)
 
 /**
- * The {@link Ledger} service over the file at `path` (requires a {@link Sealer} for checkpoints).
+ * The {@link Ledger} service over the ledger at `file` (requires a {@link Sealer} for checkpoints).
  *
  * @example
  * ```ts
@@ -80,7 +83,8 @@ export const open = (file: string): Effect.Effect<FileStorage, LedgerUnavailable
  * }).pipe(Effect.provide(FileLedger.layer("ledger.jsonl").pipe(Layer.provide(Sealer.Sealer.layerGenerated))))
  * ```
  */
-export const layer = (file: string, options?: LedgerOptions) => Ledger.layerStorage(make(file), options)
+export const layer = (file: string, options?: LedgerOptions): Layer.Layer<Ledger, LedgerUnavailable, Sealer> =>
+  Ledger.layerStorage(make(file), options)
 
 // ---------------------------------------------------------------------------------------------------------------------
 
@@ -142,7 +146,10 @@ const build = (file: string): Effect.Effect<Parts, LedgerUnavailable, Scope.Scop
     const lockFile = `${file}.lock`
     const token = `${process.pid} ${randomUUID()}\n`
     yield* Effect.acquireRelease(
-      Effect.try({ try: () => takeLock(lockFile, token), catch: (e) => unavailable(file, "cannot take the writer lock", e) }).pipe(
+      Effect.try({
+        try: () => takeLock(lockFile, token),
+        catch: (e) => unavailable(file, "cannot take the writer lock", e)
+      }).pipe(
         Effect.flatMap((holder) =>
           holder === undefined
             ? Effect.void
@@ -175,7 +182,10 @@ const build = (file: string): Effect.Effect<Parts, LedgerUnavailable, Scope.Scop
     if (last !== undefined) {
       const position = scan.index.count - 1
       if (isCorrupt(last)) {
-        records.failed = unavailable(file, `the last record (line ${position + 1}) is corrupt; the chain cannot be extended`)
+        records.failed = unavailable(
+          file,
+          `the last record (line ${position + 1}) is corrupt; the chain cannot be extended`
+        )
         head = { size: scan.index.count, hash: scan.lastGoodHash }
       } else {
         head = { size: scan.index.count, hash: last.hash }
@@ -215,7 +225,10 @@ const openJournal = (file: string): Effect.Effect<FileHandle, LedgerUnavailable,
     )
     // A new file's directory entry must be durable too, or a crash can lose the file along with its synced records.
     if (!existed) {
-      yield* Effect.try({ try: () => syncDirectory(path.dirname(file)), catch: (e) => unavailable(file, "cannot sync its directory", e) })
+      yield* Effect.try({
+        try: () => syncDirectory(path.dirname(file)),
+        catch: (e) => unavailable(file, "cannot sync its directory", e)
+      })
     }
     return handle
   })
@@ -239,6 +252,9 @@ const cutTail = (fd: number, end: number, size: number) => {
 // ---------------------------------------------------------------------------------------------------------------------
 // Lock
 
+/** Lock tokens held in this process: a lock naming our own pid but none of these was left by an earlier process. */
+const held = new Set<string>()
+
 /** Takes the lock, or returns a description of its live holder. */
 const takeLock = (lockFile: string, token: string): string | undefined => {
   // A few rounds: each after the lock vanished or a stale one was removed.
@@ -250,6 +266,7 @@ const takeLock = (lockFile: string, token: string): string | undefined => {
       } finally {
         fs.closeSync(fd)
       }
+      held.add(token)
       return undefined
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e
@@ -257,8 +274,11 @@ const takeLock = (lockFile: string, token: string): string | undefined => {
     const seen = readLock(lockFile)
     if (seen === undefined) continue
     const pid = Number.parseInt(seen.content, 10)
-    if (Number.isInteger(pid) && pid > 0) {
-      if (isAlive(pid)) return `process ${pid}${pid === process.pid ? " (this process)" : ""}`
+    if (pid === process.pid) {
+      // Containers restart with the same pid, so our pid in the lock proves nothing unless this process holds it.
+      if (held.has(seen.content)) return `process ${pid} (this process)`
+    } else if (Number.isInteger(pid) && pid > 0) {
+      if (isAlive(pid)) return `process ${pid}`
     } else if (seen.ageMs < LOCK_GRACE_MS) {
       return "a process that is still creating the lock"
     }
@@ -288,6 +308,7 @@ const isAlive = (pid: number): boolean => {
 }
 
 const releaseLock = (lockFile: string, token: string) => {
+  held.delete(token)
   try {
     if (fs.readFileSync(lockFile, "utf8") === token) fs.unlinkSync(lockFile)
   } catch {
@@ -421,10 +442,13 @@ const writeAt = (journal: Journal, bytes: Buffer, at: number): Effect.Effect<voi
 /**
  * Appends `bytes` at the durable end and syncs, then runs `onDurable(offset)` in the same step that moves the end (so
  * readers never see the new end without the index that describes it); on failure cuts the file back. Callers
- * serialize calls and run them uninterruptibly: an interrupted write would leave bytes past `end` that the next write
- * only partly covers.
+ * serialize calls and run them {@link detached}.
  */
-const appendDurably = <A>(journal: Journal, bytes: Buffer, onDurable: (at: number) => A): Effect.Effect<A, LedgerUnavailable> =>
+const appendDurably = <A>(
+  journal: Journal,
+  bytes: Buffer,
+  onDurable: (at: number) => A
+): Effect.Effect<A, LedgerUnavailable> =>
   Effect.suspend(() => {
     if (journal.failed !== undefined) return Effect.fail(journal.failed)
     const at = journal.end
@@ -452,6 +476,14 @@ const appendDurably = <A>(journal: Journal, bytes: Buffer, onDurable: (at: numbe
     )
   })
 
+/**
+ * Runs a write uninterruptibly on a fiber of its own. A caller that stops waiting (the service's append timeout) is
+ * answered at once, while the write still completes or rolls back under its permit: an interrupted write would leave
+ * bytes past `end` that the next write only partly covers.
+ */
+const detached = <A>(write: Effect.Effect<A, LedgerUnavailable>): Effect.Effect<A, LedgerUnavailable> =>
+  Effect.flatMap(Effect.forkDetach(write, { uninterruptible: true }), Fiber.join)
+
 const readExactly = (journal: Journal, length: number, at: number): Effect.Effect<Buffer, LedgerUnavailable> => {
   const buffer = Buffer.allocUnsafe(length)
   const step = (done: number): Effect.Effect<Buffer, LedgerUnavailable> =>
@@ -460,7 +492,9 @@ const readExactly = (journal: Journal, length: number, at: number): Effect.Effec
       : Effect.flatMap(
           io(journal, "read failed", () => journal.handle.read(buffer, done, length - done, at + done)),
           ({ bytesRead }) =>
-            bytesRead === 0 ? Effect.fail(unavailable(journal.file, "the file is shorter than its index")) : step(done + bytesRead)
+            bytesRead === 0
+              ? Effect.fail(unavailable(journal.file, "the file is shorter than its index"))
+              : step(done + bytesRead)
         )
   return step(0)
 }
@@ -507,8 +541,8 @@ const storage = (file: string, parts: Parts, scope: Scope.Closeable): FileStorag
     })
 
   const append = (drafts: ReadonlyArray<RecordDraft>): Effect.Effect<ReadonlyArray<LedgerRecord>, LedgerUnavailable> =>
-    recordWriter.withPermit(
-      Effect.uninterruptible(
+    detached(
+      recordWriter.withPermit(
         Effect.suspend(() => {
           if (closed) return Effect.fail(closedError)
           if (drafts.length === 0) return Effect.succeed([])
@@ -531,8 +565,8 @@ const storage = (file: string, parts: Parts, scope: Scope.Closeable): FileStorag
     )
 
   const appendCheckpoint = (cp: Checkpoint) =>
-    checkpointWriter.withPermit(
-      Effect.uninterruptible(
+    detached(
+      checkpointWriter.withPermit(
         Effect.suspend(() => {
           if (closed) return Effect.fail(closedError)
           // Nothing is signed over a chain this storage cannot vouch for.

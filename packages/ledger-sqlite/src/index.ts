@@ -1,0 +1,5 @@
+/**
+ * `@egl/ledger-sqlite`: the SQLite ledger backend for the Execution Governance Layer.
+ * @module
+ */
+export * as SqliteLedger from "./SqliteLedger.ts"
