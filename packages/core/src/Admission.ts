@@ -266,7 +266,16 @@ const isDenialReason = (e: unknown): e is DenialReason =>
 
 const describe = (u: unknown): string => (u instanceof Error ? u.message : typeof u === "string" ? u : "unexpected failure")
 
-const iso = (ms: number): string => new Date(ms).toISOString()
+// Admissions within the same millisecond share one ISO string (received and decided are usually equal).
+let isoMs = Number.NaN
+let isoText = ""
+const iso = (ms: number): string => {
+  if (ms !== isoMs) {
+    isoText = new Date(ms).toISOString()
+    isoMs = ms
+  }
+  return isoText
+}
 
 interface Incident {
   readonly kind: RecordKind

@@ -17,7 +17,7 @@
  */
 import { Effect, Schema } from "effect"
 import { sha256Hex } from "./internal/hash.ts"
-import { canonicalize, isFailure, type JcsFailure } from "./internal/jcs.ts"
+import { canonicalize, isFailure, pathOf, type JcsFailure } from "./internal/jcs.ts"
 
 /** Nesting depth beyond which a value is rejected (also stops cycles). */
 export const DEFAULT_MAX_DEPTH = 64
@@ -54,7 +54,7 @@ export interface CanonicalOptions {
   readonly profile?: "strict" | "rfc8785"
 }
 
-const toError = (f: JcsFailure) => new CanonicalizationError({ reason: f.reason, path: f.path })
+const toError = (f: JcsFailure) => new CanonicalizationError({ reason: f.reason, path: pathOf(f) })
 
 /**
  * Canonical JSON text of `value`, or the error as a value. The allocation-free variant used on hot paths.

@@ -19,6 +19,7 @@
 import { Context, Effect, Layer, Schema } from "effect"
 import { CapabilityCatalog, CapabilityName, defaultCatalog, type CapabilitySpec } from "./Capability.ts"
 import { defaultClassProfiles, ExecutionClass, maxTier, Tier, type ClassProfile } from "./ExecutionClass.ts"
+import * as Envelope from "./Envelope.ts"
 import { formatSchemaError } from "./internal/schemaError.ts"
 
 /** Lifecycle stage of a tool (SPEC §10). */
@@ -249,7 +250,8 @@ export const make = (input: RegistryInput): Effect.Effect<Classifier["Service"],
             capability: d.capability,
             truthy: d.when === "truthy"
           })),
-          plain: Object.freeze(partial)
+          // Shared by every admission of the action: frozen so that no caller can alter another's envelope.
+          plain: Envelope.deepFreeze(partial)
         })
       }
     }

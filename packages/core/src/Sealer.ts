@@ -28,7 +28,7 @@ export interface SealerKeys {
 
 /** A sealed envelope with the exact bytes its snapshot id hashes. */
 export interface Sealed {
-  /** The sealed, deep-frozen envelope (with `decision.snapshotId`). */
+  /** The sealed envelope (with `decision.snapshotId`), frozen at the top level. */
   readonly envelope: Envelope.ExecutionEnvelope
   /** Canonical text of the envelope without snapshot id: what the ledger stores. */
   readonly canonical: string
@@ -72,7 +72,7 @@ export class Sealer extends Context.Service<
     readonly keyId: string
     /** SPKI PEM public key that verifies every signature this sealer makes. */
     readonly publicKeyPem: string
-    /** Content-addresses an envelope: adds `decision.snapshotId` and deep-freezes it. */
+    /** Content-addresses an envelope: adds `decision.snapshotId` and freezes it. */
     seal(envelope: Envelope.UnsealedEnvelope): Effect.Effect<Sealed, SealerUnavailable>
     /** Ed25519 signature (base64) over a UTF-8 message. */
     sign(message: string): Effect.Effect<string, SealerUnavailable>
@@ -106,7 +106,9 @@ const make = (keys: SealerKeys): Effect.Effect<Sealer["Service"], SealerUnavaila
             if (!("snapshotId" in form)) {
               return Effect.fail(new SealerUnavailable({ detail: form.message }))
             }
-            const envelope = Envelope.deepFreeze(Envelope.withSnapshotId(unsealed, form.snapshotId))
+            // The sealed bytes are `canonical` (what the ledger keeps); the object is frozen at the top and any change
+            // to it is detected by Envelope.verifySeal. Deep-freezing every admission would double the sealing cost.
+            const envelope = Object.freeze(Envelope.withSnapshotId(unsealed, form.snapshotId))
             return Effect.succeed({ envelope, canonical: form.canonical, snapshotId: form.snapshotId })
           }),
         sign: (message) =>

@@ -23,7 +23,7 @@ const actionArb = fc.record({
   stage: fc.option(fc.constantFrom(...STAGES), { nil: undefined, freq: 6 })
 })
 
-const registryArb: fc.Arbitrary<Classifier.RegistryInput> = fc
+const registryArb = fc
   .array(fc.record({ stage: fc.constantFrom(...STAGES), actions: fc.array(actionArb, { minLength: 1, maxLength: 3 }) }), { minLength: 1, maxLength: 3 })
   .map((tools) => ({
     tools: tools.map((t, i) => ({
@@ -41,7 +41,7 @@ const registryArb: fc.Arbitrary<Classifier.RegistryInput> = fc
         })
       )
     }))
-  }))
+  })) as unknown as fc.Arbitrary<Classifier.RegistryInput>
 
 // Rules match on zero to two fields, so that generated policies admit a fair share of requests.
 const narrowMatchArb = fc.oneof(
@@ -102,7 +102,7 @@ const requestArb: fc.Arbitrary<AdmissionRequest.AdmissionRequestInput> = fc.reco
 // Inputs the strict profile rejects (forbidden keys, unsafe integers) are INVALID_REQUEST; Canonical.test.ts covers them.
 
 const mutate = (envelope: Envelope.ExecutionEnvelope): Envelope.ExecutionEnvelope => {
-  const copy = structuredClone(envelope) as { decision: { reasonCodes: Array<string> }; subject: { roles: Array<string> } }
+  const copy = structuredClone(envelope) as unknown as { subject: { roles: Array<string> } }
   copy.subject.roles.push("intruder")
   return copy as unknown as Envelope.ExecutionEnvelope
 }
