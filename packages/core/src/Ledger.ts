@@ -381,7 +381,8 @@ export const make = (
     const initial = yield* storage.head
     const stored = yield* storage.checkpoints
     let head: Head = initial
-    let checkpointedSize = stored.length > 0 ? stored[stored.length - 1]!.size : 0
+    // Volume- and timer-triggered checkpoints may be stored out of order: the largest is what counts.
+    let checkpointedSize = stored.reduce((max, c) => Math.max(max, c.size), 0)
     let checkpointing: Promise<unknown> | undefined
 
     const timed = <A>(effect: Effect.Effect<A, LedgerUnavailable>) =>
@@ -431,13 +432,14 @@ export const make = (
       scheduled = false
       if (writing || queue.length === 0) return
       writing = true
-      const batch: Array<Pending> = []
+      let taken = 0
       let count = 0
-      while (queue.length > 0 && (count === 0 || count + queue[0]!.drafts.length <= maxBatch)) {
-        const p = queue.shift()!
-        batch.push(p)
-        count += p.drafts.length
+      while (taken < queue.length && (count === 0 || count + queue[taken]!.drafts.length <= maxBatch)) {
+        count += queue[taken]!.drafts.length
+        taken++
       }
+      const batch = taken === queue.length ? queue : queue.slice(0, taken)
+      queue = taken === queue.length ? [] : queue.slice(taken)
       const drafts = batch.length === 1 ? batch[0]!.drafts : batch.flatMap((p) => p.drafts)
       void Effect.runPromise(Effect.exit(timed(storage.append(drafts)))).then((exit) => {
         writing = false
