@@ -266,16 +266,21 @@ const isDenialReason = (e: unknown): e is DenialReason =>
 
 const describe = (u: unknown): string => (u instanceof Error ? u.message : typeof u === "string" ? u : "unexpected failure")
 
-// Admissions within the same millisecond share one ISO string (received and decided are usually equal).
-let isoMs = Number.NaN
-let isoText = ""
-const iso = (ms: number): string => {
-  if (ms !== isoMs) {
-    isoText = new Date(ms).toISOString()
-    isoMs = ms
+/** An ISO-8601 formatter that remembers its last answer: admissions within one millisecond share the string. */
+const isoMemo = () => {
+  let lastMs = Number.NaN
+  let lastText = ""
+  return (ms: number): string => {
+    if (ms !== lastMs) {
+      lastText = new Date(ms).toISOString()
+      lastMs = ms
+    }
+    return lastText
   }
-  return isoText
 }
+// Decision times and expiry times each get their own memo, so one does not evict the other.
+const iso = isoMemo()
+const isoExpiry = isoMemo()
 
 interface Incident {
   readonly kind: RecordKind
@@ -308,20 +313,9 @@ export const make = (options?: AdmissionOptions) =>
       return driftFor.drift
     }
 
-    /** Runs a stage: a defect or a malformed answer becomes a denial with the stage's code. */
-    const stage = <A, E>(
-      service: string,
-      code: ServiceFailed["code"],
-      effect: Effect.Effect<A, E>,
-      valid: (a: A) => boolean
-    ): Effect.Effect<A, DenialReason> =>
-      effect.pipe(
-        Effect.mapError((e) => (isDenialReason(e) ? e : new ServiceFailed({ service, code, detail: `unexpected failure: ${describe(e)}` }))),
-        Effect.catchDefect((defect) => Effect.fail(new ServiceFailed({ service, code, detail: describe(defect) }))),
-        Effect.flatMap((a) =>
-          valid(a) ? Effect.succeed(a) : Effect.fail(new ServiceFailed({ service, code, detail: "malformed answer" }))
-        )
-      )
+    /** A malformed answer from the stage in progress: a denial with its code. */
+    const malformed = (progress: Progress) =>
+      Effect.fail(new ServiceFailed({ service: progress.service, code: progress.code, detail: "malformed answer" }))
 
     interface Progress {
       readonly inputDigest: string
@@ -347,60 +341,70 @@ export const make = (options?: AdmissionOptions) =>
       readonly incidents: ReadonlyArray<Incident>
     }
 
+    /**
+     * The decision stages. A defect (a service that throws) or a failure that is not a denial (a service that fails
+     * with something unexpected) becomes a denial with the code of the stage in progress, checked once around all of
+     * them rather than per stage: the hot path pays for one handler.
+     */
     const decide = (req: AdmissionRequest, id: string, now: number, progress: Progress): Effect.Effect<Decided, DenialReason> =>
+      decideStages(req, id, now, progress).pipe(
+        Effect.catchCause((cause) => {
+          const failure = cause.reasons.find((r) => r._tag === "Fail")
+          if (failure !== undefined && failure._tag === "Fail" && isDenialReason(failure.error)) return Effect.fail(failure.error)
+          const defect = cause.reasons.find((r) => r._tag === "Die" || r._tag === "Fail")
+          const detail = defect === undefined ? "interrupted" : describe(defect._tag === "Die" ? defect.defect : defect.error)
+          return Effect.fail(new ServiceFailed({ service: progress.service, code: progress.code, detail }))
+        })
+      )
+
+    const decideStages = (req: AdmissionRequest, id: string, now: number, progress: Progress): Effect.Effect<Decided, unknown> =>
       Effect.gen(function* () {
         progress.service = "PolicyEngine"
         progress.code = "POLICY_UNAVAILABLE"
-        const snapshot = yield* stage("PolicyEngine", "POLICY_UNAVAILABLE", policy.current, (s) => typeof s?.id === "string")
+        const snapshot = yield* policy.current
+        if (typeof snapshot?.id !== "string") return yield* malformed(progress)
         progress.snapshot = snapshot
 
         progress.service = "Classifier"
         progress.code = "CLASS_UNKNOWN"
         const requested = req.requested
-        const classification = yield* stage(
-          "Classifier",
-          "CLASS_UNKNOWN",
-          classifier.classify({ tool: req.tool, action: req.action, input: req.input, requestedCapabilities: requested?.capabilities }),
-          isClassification
-        )
+        const classification = yield* classifier.classify({
+          tool: req.tool,
+          action: req.action,
+          input: req.input,
+          requestedCapabilities: requested?.capabilities
+        })
+        if (!isClassification(classification)) return yield* malformed(progress)
         progress.classification = classification
 
         progress.service = "PolicyEngine"
         progress.code = "POLICY_UNAVAILABLE"
         const resources = requested?.resources ?? {}
         const escalation = requested?.escalation
-        const match = yield* stage(
-          "PolicyEngine",
-          "POLICY_UNAVAILABLE",
-          policy.match({ classification, subject: req.subject, scope: req.scope, resources, escalationReason: escalation?.reason }),
-          (m) => isPolicyMatch(m, snapshot.id)
-        )
+        const match = yield* policy.match({
+          classification,
+          subject: req.subject,
+          scope: req.scope,
+          resources,
+          escalationReason: escalation?.reason
+        })
+        if (!isPolicyMatch(match, snapshot.id)) return yield* malformed(progress)
 
         progress.service = "CapabilityGuard"
-        const auth = yield* stage(
-          "CapabilityGuard",
-          "POLICY_UNAVAILABLE",
-          guard.authorize({ classification, match, requestedTier: requested?.tier, resources, escalation }),
-          (a) => violation(a, classification, match, resources, escalation?.reason) === undefined
-        )
+        const auth = yield* guard.authorize({ classification, match, requestedTier: requested?.tier, resources, escalation })
+        if (violation(auth, classification, match, resources, escalation?.reason) !== undefined) return yield* malformed(progress)
 
         progress.service = "Attestor"
         progress.code = "RUNTIME_UNATTESTED"
-        const attestation = yield* stage(
-          "Attestor",
-          "RUNTIME_UNATTESTED",
-          Effect.sync(() =>
-            attestor.attest({
-              tier: auth.tier,
-              executionClass: classification.executionClass,
-              environment: req.scope.environment,
-              constraint: requested?.runtime,
-              now,
-              drift: driftOf(snapshot)
-            })
-          ),
-          (a) => typeof a === "object" && a !== null && VERDICTS.has(a.verdict)
-        )
+        const attestation = attestor.attest({
+          tier: auth.tier,
+          executionClass: classification.executionClass,
+          environment: req.scope.environment,
+          constraint: requested?.runtime,
+          now,
+          drift: driftOf(snapshot)
+        })
+        if (typeof attestation !== "object" || attestation === null || !VERDICTS.has(attestation.verdict)) return yield* malformed(progress)
         progress.attestation = attestation
         if (attestation.verdict === "blocked" || attestation.verdict === "unattested") {
           const code = attestation.code === "RUNTIME_DRIFT_BLOCKED" || attestation.code === "RUNTIME_QUARANTINED" ? attestation.code : "RUNTIME_UNATTESTED"
@@ -459,17 +463,15 @@ export const make = (options?: AdmissionOptions) =>
         if (cached === undefined) {
           progress.service = "IsolationRouter"
           progress.code = "POOL_UNAVAILABLE"
-          selection = yield* stage(
-            "IsolationRouter",
-            "POOL_UNAVAILABLE",
-            router.select(auth.tier, { crossTierFallback: match.crossTierFallback }),
-            (s) =>
-              typeof s === "object" &&
-              s !== null &&
-              typeof s.pool === "string" &&
-              isTier(s.tier) &&
-              (s.tier === auth.tier || (s.tier > auth.tier && s.fallback === true && match.crossTierFallback))
-          )
+          selection = yield* router.select(auth.tier, { crossTierFallback: match.crossTierFallback })
+          const s = selection
+          const valid =
+            typeof s === "object" &&
+            s !== null &&
+            typeof s.pool === "string" &&
+            isTier(s.tier) &&
+            (s.tier === auth.tier || (s.tier > auth.tier && s.fallback === true && match.crossTierFallback))
+          if (!valid) return yield* malformed(progress)
           if (selection.fallback) {
             notices.push("CROSS_TIER_FALLBACK")
             incidents.push({
@@ -642,7 +644,7 @@ export const make = (options?: AdmissionOptions) =>
         }
 
         const d = outcome.success
-        const expiresAt = iso(decidedMs + d.auth.ttlSeconds * 1000)
+        const expiresAt = isoExpiry(decidedMs + d.auth.ttlSeconds * 1000)
         const unsealed: Envelope.UnsealedEnvelope = {
           id,
           version: Envelope.VERSION,
