@@ -15,7 +15,15 @@ export default defineConfig({
         extends: true,
         test: { name: "ledger-sqlite", root: "packages/ledger-sqlite", include: ["test/**/*.test.ts"] }
       },
-      { extends: true, test: { name: "cross-package", root: "test", include: ["**/*.test.ts"], exclude: ["bench/**", "node_modules/**"] } }
+      {
+        extends: true,
+        test: {
+          name: "cross-package",
+          root: "test",
+          include: ["**/*.test.ts"],
+          exclude: ["bench/**", "node_modules/**"]
+        }
+      }
     ]
   }
 })

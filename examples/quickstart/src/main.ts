@@ -4,9 +4,9 @@
  *   pnpm start            # SQLite ledger under ./.data (the embedded default)
  *   EGL_LEDGER=memory pnpm start
  */
-import { mkdirSync } from "node:fs"
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { createGovernance, type GovernanceConfig } from "@egl/core"
+import { createGovernance, Sealer, type GovernanceConfig } from "@egl/core"
 import { SqliteLedger } from "@egl/ledger-sqlite"
 import { policy, registry } from "./scenario.ts"
 
@@ -18,7 +18,18 @@ const ledgerOf = (spec: string | undefined): GovernanceConfig["ledger"] => {
   return { storage: SqliteLedger.open(path) }
 }
 
-const egl = await createGovernance({ registry, policy, ledger: ledgerOf(process.env.EGL_LEDGER) })
+// The signing key must outlive the process as long as the ledger does, or yesterday's checkpoints stop verifying:
+// generate one on the first run and keep it beside the ledger (production loads it from a secret store).
+const keyFile = join(process.cwd(), ".data", "signing-key.pem")
+mkdirSync(join(keyFile, ".."), { recursive: true })
+if (!existsSync(keyFile)) writeFileSync(keyFile, Sealer.generateKeyPair().privateKeyPem, { mode: 0o600 })
+
+const egl = await createGovernance({
+  registry,
+  policy,
+  keys: { privateKeyPem: readFileSync(keyFile, "utf8") },
+  ledger: ledgerOf(process.env.EGL_LEDGER)
+})
 
 const principals = {
   alice: { id: "alice", kind: "user", roles: ["ml-engineer"] },
@@ -36,7 +47,12 @@ const cases = [
   { who: "alice", environment: "prod", resources: { gpus: 4, memoryGiB: 80, replicas: 2 }, escalation: true },
   { who: "bob", environment: "prod", resources: { gpus: 8, memoryGiB: 80, replicas: 2 }, escalation: true },
   { who: "bob", environment: "prod", resources: { gpus: 32, memoryGiB: 80, replicas: 2 }, escalation: true },
-  { who: "alice", environment: "dev", resources: { gpus: 1, memoryGiB: 16, replicas: 1 }, dataClassification: "restricted" }
+  {
+    who: "alice",
+    environment: "dev",
+    resources: { gpus: 1, memoryGiB: 16, replicas: 1 },
+    dataClassification: "restricted"
+  }
 ] as const
 
 for (const c of cases) {
@@ -44,7 +60,10 @@ for (const c of cases) {
     tool: "serving",
     action: "deploy_model",
     subject: principals[c.who],
-    scope: { environment: c.environment, ...("dataClassification" in c ? { dataClassification: c.dataClassification } : {}) },
+    scope: {
+      environment: c.environment,
+      ...("dataClassification" in c ? { dataClassification: c.dataClassification } : {})
+    },
     input: { model },
     requested: {
       resources: c.resources,
@@ -65,13 +84,23 @@ const admitted = await egl.admit({
   subject: principals.bob,
   scope: { environment: "prod" },
   input: { model },
-  requested: { resources: { gpus: 8, replicas: 2 }, escalation: { reason: "PRIVILEGED_MUTATION", justification: "release" } }
+  requested: {
+    resources: { gpus: 8, replicas: 2 },
+    escalation: { reason: "PRIVILEGED_MUTATION", justification: "release" }
+  }
 })
 if (admitted.ok) {
-  const run = await egl.execute(admitted, async (envelope) => ({ deployment: `dep-${envelope.id.slice(-6)}`, replicas: envelope.granted?.resources.replicas }))
+  const run = await egl.execute(admitted, async (envelope) => ({
+    deployment: `dep-${envelope.id.slice(-6)}`,
+    replicas: envelope.granted?.resources.replicas
+  }))
   console.log("\nexecuted:", run.ok ? run.output : run.error._tag)
   const again = await egl.execute(admitted, async () => "never runs")
-  console.log("replayed grant:", again.ok ? "EXECUTED (bug!)" : again.error._tag, "ok" in again && !again.ok && "code" in again.error ? again.error.code : "")
+  console.log(
+    "replayed grant:",
+    again.ok ? "EXECUTED (bug!)" : again.error._tag,
+    "ok" in again && !again.ok && "code" in again.error ? again.error.code : ""
+  )
   console.log("\nsealed envelope:", JSON.stringify(admitted.envelope, null, 2))
 }
 

@@ -15,7 +15,11 @@ export const registry: Classifier.RegistryInput = {
       version: "1.0.0",
       stage: "active",
       actions: {
-        deploy_model: { class: "ai", capabilities: ["model.deploy", "gpu.allocate"], description: "Deploy a model version" }
+        deploy_model: {
+          class: "ai",
+          capabilities: ["model.deploy", "gpu.allocate"],
+          description: "Deploy a model version"
+        }
       }
     }
   ]

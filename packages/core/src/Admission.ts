@@ -157,7 +157,10 @@ export class Admission extends Context.Service<
     /** Re-verifies a sealed envelope against the ledger and uses its single-use grant. */
     dispatch(envelope: Envelope.ExecutionEnvelope): Effect.Effect<Dispatched, DispatchError>
     /** Records an execution outcome (output digest, runtime fingerprint, worker identity) in the ledger. */
-    complete(envelope: Envelope.ExecutionEnvelope, outcome: ExecutionOutcome): Effect.Effect<LedgerRecord, LedgerUnavailable | Canonical.CanonicalizationError>
+    complete(
+      envelope: Envelope.ExecutionEnvelope,
+      outcome: ExecutionOutcome
+    ): Effect.Effect<LedgerRecord, LedgerUnavailable | Canonical.CanonicalizationError>
     /**
      * Dispatches an admitted request and runs `task` in its tier's pool (or serves the cached output), then records the
      * outcome. The task's failure is recorded and returned.
@@ -177,7 +180,8 @@ const formatIssues = SchemaIssue.makeFormatterStandardSchemaV1()
 
 const TIERS: ReadonlySet<unknown> = new Set([0, 1, 2, 3])
 const isTier = (t: unknown): t is Tier => TIERS.has(t)
-const isStringArray = (xs: unknown): xs is ReadonlyArray<string> => Array.isArray(xs) && xs.every((x) => typeof x === "string")
+const isStringArray = (xs: unknown): xs is ReadonlyArray<string> =>
+  Array.isArray(xs) && xs.every((x) => typeof x === "string")
 const VERDICTS: ReadonlySet<unknown> = new Set(["exact", "drift-allowed", "blocked", "unattested"])
 
 const isClassification = (c: unknown): c is Classification => {
@@ -243,7 +247,8 @@ const violation = (
   for (const [k, v] of Object.entries(auth.resources)) {
     const asked = Object.hasOwn(requested, k) ? requested[k] : undefined
     if (asked === undefined) return `resource "${k}" was not requested`
-    if (typeof v === "number" ? typeof asked !== "number" || v > asked : v !== asked) return `resource "${k}" exceeds the request`
+    if (typeof v === "number" ? typeof asked !== "number" || v > asked : v !== asked)
+      return `resource "${k}" exceeds the request`
   }
   if (typeof auth.ttlSeconds !== "number" || !(auth.ttlSeconds > 0)) return "malformed grant lifetime"
   return undefined
@@ -264,7 +269,8 @@ const DENIAL_TAGS: ReadonlySet<string> = new Set([
 const isDenialReason = (e: unknown): e is DenialReason =>
   typeof e === "object" && e !== null && DENIAL_TAGS.has((e as { _tag?: string })._tag ?? "")
 
-const describe = (u: unknown): string => (u instanceof Error ? u.message : typeof u === "string" ? u : "unexpected failure")
+const describe = (u: unknown): string =>
+  u instanceof Error ? u.message : typeof u === "string" ? u : "unexpected failure"
 
 /** An ISO-8601 formatter that remembers its last answer: admissions within one millisecond share the string. */
 const isoMemo = () => {
@@ -346,18 +352,30 @@ export const make = (options?: AdmissionOptions) =>
      * with something unexpected) becomes a denial with the code of the stage in progress, checked once around all of
      * them rather than per stage: the hot path pays for one handler.
      */
-    const decide = (req: AdmissionRequest, id: string, now: number, progress: Progress): Effect.Effect<Decided, DenialReason> =>
+    const decide = (
+      req: AdmissionRequest,
+      id: string,
+      now: number,
+      progress: Progress
+    ): Effect.Effect<Decided, DenialReason> =>
       decideStages(req, id, now, progress).pipe(
         Effect.catchCause((cause) => {
           const failure = cause.reasons.find((r) => r._tag === "Fail")
-          if (failure !== undefined && failure._tag === "Fail" && isDenialReason(failure.error)) return Effect.fail(failure.error)
+          if (failure !== undefined && failure._tag === "Fail" && isDenialReason(failure.error))
+            return Effect.fail(failure.error)
           const defect = cause.reasons.find((r) => r._tag === "Die" || r._tag === "Fail")
-          const detail = defect === undefined ? "interrupted" : describe(defect._tag === "Die" ? defect.defect : defect.error)
+          const detail =
+            defect === undefined ? "interrupted" : describe(defect._tag === "Die" ? defect.defect : defect.error)
           return Effect.fail(new ServiceFailed({ service: progress.service, code: progress.code, detail }))
         })
       )
 
-    const decideStages = (req: AdmissionRequest, id: string, now: number, progress: Progress): Effect.Effect<Decided, unknown> =>
+    const decideStages = (
+      req: AdmissionRequest,
+      id: string,
+      now: number,
+      progress: Progress
+    ): Effect.Effect<Decided, unknown> =>
       Effect.gen(function* () {
         progress.service = "PolicyEngine"
         progress.code = "POLICY_UNAVAILABLE"
@@ -391,8 +409,15 @@ export const make = (options?: AdmissionOptions) =>
         if (!isPolicyMatch(match, snapshot.id)) return yield* malformed(progress)
 
         progress.service = "CapabilityGuard"
-        const auth = yield* guard.authorize({ classification, match, requestedTier: requested?.tier, resources, escalation })
-        if (violation(auth, classification, match, resources, escalation?.reason) !== undefined) return yield* malformed(progress)
+        const auth = yield* guard.authorize({
+          classification,
+          match,
+          requestedTier: requested?.tier,
+          resources,
+          escalation
+        })
+        if (violation(auth, classification, match, resources, escalation?.reason) !== undefined)
+          return yield* malformed(progress)
 
         progress.service = "Attestor"
         progress.code = "RUNTIME_UNATTESTED"
@@ -404,10 +429,14 @@ export const make = (options?: AdmissionOptions) =>
           now,
           drift: driftOf(snapshot)
         })
-        if (typeof attestation !== "object" || attestation === null || !VERDICTS.has(attestation.verdict)) return yield* malformed(progress)
+        if (typeof attestation !== "object" || attestation === null || !VERDICTS.has(attestation.verdict))
+          return yield* malformed(progress)
         progress.attestation = attestation
         if (attestation.verdict === "blocked" || attestation.verdict === "unattested") {
-          const code = attestation.code === "RUNTIME_DRIFT_BLOCKED" || attestation.code === "RUNTIME_QUARANTINED" ? attestation.code : "RUNTIME_UNATTESTED"
+          const code =
+            attestation.code === "RUNTIME_DRIFT_BLOCKED" || attestation.code === "RUNTIME_QUARANTINED"
+              ? attestation.code
+              : "RUNTIME_UNATTESTED"
           return yield* new RuntimeRejected({ code, detail: attestation.detail })
         }
 
@@ -429,7 +458,11 @@ export const make = (options?: AdmissionOptions) =>
         if (!eligibility.eligible || attestation.fingerprint === undefined) {
           cache = { eligible: false, hit: false, reason: eligibility.reason ?? "no attested runtime fingerprint" }
         } else {
-          const capDigest = Determinism.capabilityEnvelopeDigest({ tier: auth.tier, capabilities: auth.capabilities, resources: auth.resources })
+          const capDigest = Determinism.capabilityEnvelopeDigest({
+            tier: auth.tier,
+            capabilities: auth.capabilities,
+            resources: auth.resources
+          })
           if (typeof capDigest !== "string") {
             cache = { eligible: false, hit: false, reason: capDigest.message }
           } else {
@@ -441,7 +474,9 @@ export const make = (options?: AdmissionOptions) =>
               policySnapshotId: snapshot.id,
               capabilityEnvelopeDigest: capDigest
             })
-            const found = yield* determinism.lookup(key).pipe(Effect.catchDefect(() => Effect.succeed({ _tag: "Miss", reason: "store-error" } as const)))
+            const found = yield* determinism
+              .lookup(key)
+              .pipe(Effect.catchDefect(() => Effect.succeed({ _tag: "Miss", reason: "store-error" } as const)))
             if (found._tag === "Hit") {
               cache = { eligible: true, key, hit: true }
               cached = { output: found.output, outputDigest: found.entry.outputDigest }
@@ -452,7 +487,13 @@ export const make = (options?: AdmissionOptions) =>
                 notices.push("CACHE_POISONED")
                 incidents.push({
                   kind: "incident",
-                  body: { type: "CACHE_POISONED", envelopeId: id, key, expectedDigest: found.expectedDigest, actualDigest: found.actualDigest }
+                  body: {
+                    type: "CACHE_POISONED",
+                    envelopeId: id,
+                    key,
+                    expectedDigest: found.expectedDigest,
+                    actualDigest: found.actualDigest
+                  }
                 })
               }
             }
@@ -501,9 +542,20 @@ export const make = (options?: AdmissionOptions) =>
       )
     }
 
-    const record = (sealed: { readonly canonical: string; readonly snapshotId: string; readonly envelope: Envelope.ExecutionEnvelope }, at: string, incidents: ReadonlyArray<Incident>, progress: Progress) => {
+    const record = (
+      sealed: {
+        readonly canonical: string
+        readonly snapshotId: string
+        readonly envelope: Envelope.ExecutionEnvelope
+      },
+      at: string,
+      incidents: ReadonlyArray<Incident>,
+      progress: Progress
+    ) => {
       progress.phase = "record"
-      const drafts: Array<RecordDraft> = [{ kind: "decision", at, ref: sealed.envelope.id, body: sealed.canonical, digest: sealed.snapshotId }]
+      const drafts: Array<RecordDraft> = [
+        { kind: "decision", at, ref: sealed.envelope.id, body: sealed.canonical, digest: sealed.snapshotId }
+      ]
       for (const i of incidents) {
         const body = Canonical.toCanonicalJsonSync({ ...i.body, at, snapshotId: sealed.snapshotId })
         drafts.push({ kind: i.kind, at, ref: sealed.envelope.id, body, digest: sha256Hex(body) })
@@ -512,10 +564,18 @@ export const make = (options?: AdmissionOptions) =>
         Effect.catchDefect((d) => Effect.fail(new LedgerUnavailable({ detail: describe(d) }))),
         Effect.flatMap((records) => {
           const r = Array.isArray(records) ? (records[0] as LedgerRecord | undefined) : undefined
-          if (records.length !== drafts.length || typeof r?.index !== "number" || typeof r.hash !== "string" || r.digest !== sealed.snapshotId) {
+          if (
+            records.length !== drafts.length ||
+            typeof r?.index !== "number" ||
+            typeof r.hash !== "string" ||
+            r.digest !== sealed.snapshotId
+          ) {
             return Effect.fail(new LedgerUnavailable({ detail: "the ledger returned a malformed receipt" }))
           }
-          return Effect.succeed({ ...sealed.envelope, ledger: { index: r.index, hash: r.hash } } as Envelope.ExecutionEnvelope)
+          return Effect.succeed({
+            ...sealed.envelope,
+            ledger: { index: r.index, hash: r.hash }
+          } as Envelope.ExecutionEnvelope)
         })
       )
     }
@@ -539,7 +599,9 @@ export const make = (options?: AdmissionOptions) =>
           const issues =
             issue !== undefined && issue._tag === "Fail"
               ? formatIssues(issue.error.issue).issues.map((i) => ({
-                  path: (i.path ?? []).map((p) => (typeof p === "object" && p !== null && "key" in p ? String(p.key) : String(p))).join("."),
+                  path: (i.path ?? [])
+                    .map((p) => (typeof p === "object" && p !== null && "key" in p ? String(p.key) : String(p)))
+                    .join("."),
                   message: i.message
                 }))
               : []
@@ -548,11 +610,19 @@ export const make = (options?: AdmissionOptions) =>
         const req = decoded.value
         const inputText = Canonical.toCanonicalJsonOrError(req.input ?? null)
         if (typeof inputText !== "string") {
-          return yield* new InvalidRequest({ detail: inputText.message, issues: [{ path: `input${inputText.path ? "." + inputText.path : ""}`, message: inputText.reason }] })
+          return yield* new InvalidRequest({
+            detail: inputText.message,
+            issues: [{ path: `input${inputText.path ? "." + inputText.path : ""}`, message: inputText.reason }]
+          })
         }
         const now = yield* Clock.currentTimeMillis
         const id = uuidv7()
-        const progress: Progress = { phase: "decide", service: "PolicyEngine", code: "POLICY_UNAVAILABLE", inputDigest: sha256Hex(inputText) }
+        const progress: Progress = {
+          phase: "decide",
+          service: "PolicyEngine",
+          code: "POLICY_UNAVAILABLE",
+          inputDigest: sha256Hex(inputText)
+        }
         // One deadline covers deciding, sealing and recording (one timer per admission): a stage that hangs denies with
         // its own code, a hung sealer or ledger is unavailable; either way nothing is admitted.
         return yield* conclude(req, id, now, progress, Effect.result(decide(req, id, now, progress))).pipe(
@@ -561,12 +631,16 @@ export const make = (options?: AdmissionOptions) =>
             orElse: () => {
               const detail = `no answer within ${Duration.toMillis(deadline)} ms`
               if (progress.phase === "seal") return Effect.fail(new SealerUnavailable({ detail: `sealer: ${detail}` }))
-              if (progress.phase === "record") return Effect.fail(new LedgerUnavailable({ detail: `ledger: ${detail}` }))
+              if (progress.phase === "record")
+                return Effect.fail(new LedgerUnavailable({ detail: `ledger: ${detail}` }))
               const failed = new ServiceFailed({ service: progress.service, code: progress.code, detail })
               return conclude(req, id, now, progress, Effect.succeed(Result.fail(failed))).pipe(
                 Effect.timeoutOrElse({
                   duration: deadline,
-                  orElse: () => Effect.fail(progress.phase === "seal" ? new SealerUnavailable({ detail }) : new LedgerUnavailable({ detail }))
+                  orElse: () =>
+                    Effect.fail(
+                      progress.phase === "seal" ? new SealerUnavailable({ detail }) : new LedgerUnavailable({ detail })
+                    )
                 })
               )
             }
@@ -626,20 +700,48 @@ export const make = (options?: AdmissionOptions) =>
             },
             runtime:
               attestation !== undefined
-                ? { ...(attestation.fingerprint !== undefined ? { fingerprint: attestation.fingerprint } : {}), verdict: attestation.verdict, detail: attestation.detail }
+                ? {
+                    ...(attestation.fingerprint !== undefined ? { fingerprint: attestation.fingerprint } : {}),
+                    verdict: attestation.verdict,
+                    detail: attestation.detail
+                  }
                 : { verdict: "not-evaluated" },
             cache: { eligible: false, hit: false, reason: "denied" }
           }
           const incidents: Array<Incident> =
             code === "RUNTIME_DRIFT_BLOCKED" || code === "RUNTIME_QUARANTINED"
-              ? [{ kind: "incident", body: { type: code, envelopeId: id, fingerprint: attestation?.fingerprint ?? "", detail: reason.message } }]
+              ? [
+                  {
+                    kind: "incident",
+                    body: {
+                      type: code,
+                      envelopeId: id,
+                      fingerprint: attestation?.fingerprint ?? "",
+                      detail: reason.message
+                    }
+                  }
+                ]
               : []
           if (requested?.escalation !== undefined) {
-            incidents.push({ kind: "escalation", body: { envelopeId: id, outcome: "denied", reason: requested.escalation.reason, code } })
+            incidents.push({
+              kind: "escalation",
+              body: { envelopeId: id, outcome: "denied", reason: requested.escalation.reason, code }
+            })
           }
           const sealed = yield* seal(unsealed, progress)
           const envelope = yield* record(sealed, decidedAt, incidents, progress)
-          logger?.info({ envelopeId: id, outcome: "denied", reasonCodes: [code], tool: req.tool, action: req.action, principal: req.subject.id, ledgerIndex: envelope.ledger?.index }, "admission denied")
+          logger?.info(
+            {
+              envelopeId: id,
+              outcome: "denied",
+              reasonCodes: [code],
+              tool: req.tool,
+              action: req.action,
+              principal: req.subject.id,
+              ledgerIndex: envelope.ledger?.index
+            },
+            "admission denied"
+          )
           return yield* new Denied({ envelope, reason })
         }
 
@@ -653,7 +755,13 @@ export const make = (options?: AdmissionOptions) =>
           subject: req.subject,
           execution,
           scope: req.scope,
-          requested: { ...requestedBase, capabilities: d.match.required.length > 0 ? [...new Set([...d.classification.capabilities, ...d.match.required])].sort() : d.classification.capabilities },
+          requested: {
+            ...requestedBase,
+            capabilities:
+              d.match.required.length > 0
+                ? [...new Set([...d.classification.capabilities, ...d.match.required])].sort()
+                : d.classification.capabilities
+          },
           granted: {
             tier: d.auth.tier,
             capabilities: d.auth.capabilities,
@@ -679,43 +787,89 @@ export const make = (options?: AdmissionOptions) =>
         }
         const incidents =
           d.auth.escalation !== undefined
-            ? [...d.incidents, { kind: "escalation" as const, body: { envelopeId: id, outcome: "approved", reason: d.auth.escalation.reason, fromTier: d.auth.escalation.fromTier, toTier: d.auth.escalation.toTier, approvedBy: d.auth.escalation.approvedBy, expiresAt } }]
+            ? [
+                ...d.incidents,
+                {
+                  kind: "escalation" as const,
+                  body: {
+                    envelopeId: id,
+                    outcome: "approved",
+                    reason: d.auth.escalation.reason,
+                    fromTier: d.auth.escalation.fromTier,
+                    toTier: d.auth.escalation.toTier,
+                    approvedBy: d.auth.escalation.approvedBy,
+                    expiresAt
+                  }
+                }
+              ]
             : d.incidents
         const sealed = yield* seal(unsealed, progress)
         const envelope = yield* record(sealed, decidedAt, incidents, progress)
-        logger?.info({ envelopeId: id, outcome: "admitted", reasonCodes: d.notices, tool: req.tool, action: req.action, principal: req.subject.id, tier: d.auth.tier, ledgerIndex: envelope.ledger?.index }, "admission admitted")
-        return d.cached !== undefined ? { _tag: "Admitted", envelope, cached: d.cached } : { _tag: "Admitted", envelope }
+        logger?.info(
+          {
+            envelopeId: id,
+            outcome: "admitted",
+            reasonCodes: d.notices,
+            tool: req.tool,
+            action: req.action,
+            principal: req.subject.id,
+            tier: d.auth.tier,
+            ledgerIndex: envelope.ledger?.index
+          },
+          "admission admitted"
+        )
+        return d.cached !== undefined
+          ? { _tag: "Admitted", envelope, cached: d.cached }
+          : { _tag: "Admitted", envelope }
       })
 
     const executionRecord = (envelope: Envelope.ExecutionEnvelope, at: string, body: Record<string, unknown>) =>
-      Effect.flatMap(Canonical.toCanonicalJson({ envelopeId: envelope.id, snapshotId: envelope.decision.snapshotId, policySnapshotId: envelope.decision.policySnapshotId, at, ...body }), (text) =>
-        ledger.append({ kind: "execution", at, ref: envelope.id, body: text, digest: sha256Hex(text) })
+      Effect.flatMap(
+        Canonical.toCanonicalJson({
+          envelopeId: envelope.id,
+          snapshotId: envelope.decision.snapshotId,
+          policySnapshotId: envelope.decision.policySnapshotId,
+          at,
+          ...body
+        }),
+        (text) => ledger.append({ kind: "execution", at, ref: envelope.id, body: text, digest: sha256Hex(text) })
       )
 
     const dispatch = (envelope: Envelope.ExecutionEnvelope): Effect.Effect<Dispatched, DispatchError> =>
       Effect.gen(function* () {
         const reject = (detail: string) => new EnvelopeRejected({ envelopeId: String(envelope?.id), detail })
-        if (typeof envelope !== "object" || envelope === null || typeof envelope.id !== "string") return yield* reject("not an envelope")
-        if (!Envelope.verifySeal(envelope)) return yield* reject("the envelope does not match its snapshot id (altered or forged)")
-        if (envelope.decision.outcome !== "admitted" || envelope.granted === undefined) return yield* reject("the envelope was not admitted")
+        if (typeof envelope !== "object" || envelope === null || typeof envelope.id !== "string")
+          return yield* reject("not an envelope")
+        if (!Envelope.verifySeal(envelope))
+          return yield* reject("the envelope does not match its snapshot id (altered or forged)")
+        if (envelope.decision.outcome !== "admitted" || envelope.granted === undefined)
+          return yield* reject("the envelope was not admitted")
         const stored = yield* ledger.findEnvelope(envelope.id)
         if (stored === undefined || stored.envelope.decision.snapshotId !== envelope.decision.snapshotId) {
           return yield* reject("the envelope is not in the ledger")
         }
         const now = yield* Clock.currentTimeMillis
         const at = iso(now)
-        yield* guard.consume({ envelopeId: envelope.id, expiresAt: envelope.granted.expiresAt }, now).pipe(
-          Effect.tapError((e) =>
-            e._tag === "GrantRejected"
-              ? Effect.ignore(
-                  Effect.flatMap(Canonical.toCanonicalJson({ type: e.code, envelopeId: envelope.id, at, detail: e.detail }), (body) =>
-                    ledger.append({ kind: "incident", at, ref: envelope.id, body, digest: sha256Hex(body) })
+        yield* guard
+          .consume({ envelopeId: envelope.id, expiresAt: envelope.granted.expiresAt }, now)
+          .pipe(
+            Effect.tapError((e) =>
+              e._tag === "GrantRejected"
+                ? Effect.ignore(
+                    Effect.flatMap(
+                      Canonical.toCanonicalJson({ type: e.code, envelopeId: envelope.id, at, detail: e.detail }),
+                      (body) => ledger.append({ kind: "incident", at, ref: envelope.id, body, digest: sha256Hex(body) })
+                    )
                   )
-                )
-              : Effect.void
+                : Effect.void
+            )
           )
-        )
-        yield* executionRecord(envelope, at, { phase: "dispatched", pool: envelope.granted.pool, worker, runtimeFingerprint: envelope.runtime.fingerprint ?? "" }).pipe(
+        yield* executionRecord(envelope, at, {
+          phase: "dispatched",
+          pool: envelope.granted.pool,
+          worker,
+          runtimeFingerprint: envelope.runtime.fingerprint ?? ""
+        }).pipe(
           Effect.catchTag("CanonicalizationError", (e) => Effect.fail(new LedgerUnavailable({ detail: e.message })))
         )
         return { envelope, pool: envelope.granted.pool, worker, startedAt: now }
@@ -726,7 +880,8 @@ export const make = (options?: AdmissionOptions) =>
         const now = yield* Clock.currentTimeMillis
         const at = iso(now)
         let outputDigest = outcome.outputDigest
-        if (outputDigest === undefined && outcome.output !== undefined) outputDigest = yield* Canonical.digest(outcome.output)
+        if (outputDigest === undefined && outcome.output !== undefined)
+          outputDigest = yield* Canonical.digest(outcome.output)
         const rec = yield* executionRecord(envelope, at, {
           phase: outcome.status,
           ...(outputDigest !== undefined ? { outputDigest } : {}),
@@ -738,7 +893,14 @@ export const make = (options?: AdmissionOptions) =>
           worker: outcome.worker ?? worker
         })
         const key = envelope.cache.key
-        if (outcome.status === "completed" && outcome.cached !== true && key !== undefined && envelope.cache.eligible && outcome.output !== undefined && envelope.granted !== undefined) {
+        if (
+          outcome.status === "completed" &&
+          outcome.cached !== true &&
+          key !== undefined &&
+          envelope.cache.eligible &&
+          outcome.output !== undefined &&
+          envelope.granted !== undefined
+        ) {
           yield* Effect.ignore(
             determinism.store(key, outcome.output, {
               tier: envelope.granted.tier,
@@ -749,7 +911,10 @@ export const make = (options?: AdmissionOptions) =>
             })
           )
         }
-        logger?.info({ envelopeId: envelope.id, outcome: outcome.status, outputDigest, ledgerIndex: rec.index }, "execution recorded")
+        logger?.info(
+          { envelopeId: envelope.id, outcome: outcome.status, outputDigest, ledgerIndex: rec.index },
+          "execution recorded"
+        )
         return rec
       })
 
@@ -757,7 +922,12 @@ export const make = (options?: AdmissionOptions) =>
       Effect.gen(function* () {
         const d = yield* dispatch(admitted.envelope)
         if (admitted.cached !== undefined) {
-          yield* complete(d.envelope, { status: "completed", outputDigest: admitted.cached.outputDigest, cached: true, durationMs: 0 })
+          yield* complete(d.envelope, {
+            status: "completed",
+            outputDigest: admitted.cached.outputDigest,
+            cached: true,
+            durationMs: 0
+          })
           return admitted.cached.output
         }
         const exit = yield* Effect.exit(router.run(d.pool as PoolName, task(d.envelope)))

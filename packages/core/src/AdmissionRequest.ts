@@ -11,7 +11,9 @@ import { CapabilityName } from "./Capability.ts"
 import { EscalationRequest, Resources, RuntimeConstraint, Scope, Subject } from "./Envelope.ts"
 import { Tier } from "./ExecutionClass.ts"
 
-const Slug = Schema.String.pipe(Schema.check(Schema.isPattern(/^[a-z][a-z0-9_-]{0,63}$/, { expected: "a lowercase slug" })))
+const Slug = Schema.String.pipe(
+  Schema.check(Schema.isPattern(/^[a-z][a-z0-9_-]{0,63}$/, { expected: "a lowercase slug" }))
+)
 
 /** What the caller asks for beyond the action's declared needs. */
 export const RequestedInput = Schema.Struct({
@@ -53,7 +55,9 @@ export class InvalidRequest extends Schema.TaggedError<InvalidRequest>()("Invali
 }
 
 /** Splits a qualified action `tool.action` (the last dot separates them). */
-export const parseQualifiedAction = (qualified: string): { readonly tool: string; readonly action: string } | undefined => {
+export const parseQualifiedAction = (
+  qualified: string
+): { readonly tool: string; readonly action: string } | undefined => {
   const dot = qualified.lastIndexOf(".")
   if (dot <= 0 || dot === qualified.length - 1) return undefined
   return { tool: qualified.slice(0, dot), action: qualified.slice(dot + 1) }

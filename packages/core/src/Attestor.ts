@@ -193,7 +193,8 @@ export interface Quarantine {
 export type AttestationVerdict = "exact" | "drift-allowed" | "blocked" | "unattested"
 
 /** Reason codes an attestation may carry. */
-export type AttestationCode = "RUNTIME_DRIFT_ALLOWED" | "RUNTIME_DRIFT_BLOCKED" | "RUNTIME_UNATTESTED" | "RUNTIME_QUARANTINED"
+export type AttestationCode =
+  "RUNTIME_DRIFT_ALLOWED" | "RUNTIME_DRIFT_BLOCKED" | "RUNTIME_UNATTESTED" | "RUNTIME_QUARANTINED"
 
 /** The outcome of {@link Attestor.attest}. */
 export interface Attestation {
@@ -286,7 +287,14 @@ const parseVersion = (version: string): ParsedVersion => {
 const driftKeyOf = (manifest: RuntimeManifest): string =>
   Canonical.digestSync({ ...manifest, interpreter: { ...manifest.interpreter, version: "" } })
 
-const levelOf = (pinnedKey: string, pinned: ParsedVersion, pinnedRaw: string, workerKey: string, worker: ParsedVersion, workerRaw: string): DriftLevel => {
+const levelOf = (
+  pinnedKey: string,
+  pinned: ParsedVersion,
+  pinnedRaw: string,
+  workerKey: string,
+  worker: ParsedVersion,
+  workerRaw: string
+): DriftLevel => {
   if (pinnedKey !== workerKey) return "incompatible"
   if (pinnedRaw === workerRaw) return "none"
   if (pinned === undefined || worker === undefined || pinned[0] !== worker[0]) return "incompatible"
@@ -337,10 +345,18 @@ const make = (): Attestor["Service"] => {
   const quarantined = new Map<string, { readonly reason: string; readonly at: number }>()
 
   const unattested: ReadonlyArray<Attestation> = TIERS.map((tier) =>
-    Object.freeze({ verdict: "unattested", code: "RUNTIME_UNATTESTED", detail: `no attested worker available for tier ${tier}` } as const)
+    Object.freeze({
+      verdict: "unattested",
+      code: "RUNTIME_UNATTESTED",
+      detail: `no attested worker available for tier ${tier}`
+    } as const)
   )
   const allQuarantined: ReadonlyArray<Attestation> = TIERS.map((tier) =>
-    Object.freeze({ verdict: "unattested", code: "RUNTIME_QUARANTINED", detail: `every worker of tier ${tier} runs a quarantined fingerprint` } as const)
+    Object.freeze({
+      verdict: "unattested",
+      code: "RUNTIME_QUARANTINED",
+      detail: `every worker of tier ${tier} runs a quarantined fingerprint`
+    } as const)
   )
 
   const rebuild = (tier: Tier) => {
@@ -351,7 +367,9 @@ const make = (): Attestor["Service"] => {
     Clock.clockWith((clock) => {
       const decoded = decodeRegistration(registration)
       if (decoded._tag === "Failure") {
-        return Effect.fail(new ManifestError({ reason: "invalid", detail: `invalid worker registration: ${decoded.failure.message}` }))
+        return Effect.fail(
+          new ManifestError({ reason: "invalid", detail: `invalid worker registration: ${decoded.failure.message}` })
+        )
       }
       const { workerId, tier, manifest, channel = "stable" } = decoded.success
       const text = Canonical.toCanonicalJsonOrError(manifest)
@@ -360,7 +378,13 @@ const make = (): Attestor["Service"] => {
       const now = clock.currentTimeMillisUnsafe()
       let k = known.get(fp)
       if (k === undefined) {
-        k = { manifest, fingerprint: fp, firstSeen: now, driftKey: driftKeyOf(manifest), version: parseVersion(manifest.interpreter.version) }
+        k = {
+          manifest,
+          fingerprint: fp,
+          firstSeen: now,
+          driftKey: driftKeyOf(manifest),
+          version: parseVersion(manifest.interpreter.version)
+        }
         known.set(fp, k)
       }
       const previous = workersById.get(workerId)
@@ -393,7 +417,8 @@ const make = (): Attestor["Service"] => {
         const record = existing ?? { reason, at: clock.currentTimeMillisUnsafe() }
         if (existing === undefined) quarantined.set(fp, record)
         const affected: Array<{ workerId: string; tier: Tier }> = []
-        for (const w of workersById.values()) if (w.known.fingerprint === fp) affected.push({ workerId: w.workerId, tier: w.tier })
+        for (const w of workersById.values())
+          if (w.known.fingerprint === fp) affected.push({ workerId: w.workerId, tier: w.tier })
         return {
           fingerprint: fp,
           reason: record.reason,
@@ -457,7 +482,14 @@ const make = (): Attestor["Service"] => {
       }
     }
     const w = chosen.known
-    const level = levelOf(pin.driftKey, pin.version, pin.manifest.interpreter.version, w.driftKey, w.version, w.manifest.interpreter.version)
+    const level = levelOf(
+      pin.driftKey,
+      pin.version,
+      pin.manifest.interpreter.version,
+      w.driftKey,
+      w.version,
+      w.manifest.interpreter.version
+    )
     const budget = budgetFor(input.drift, input.executionClass)
     const age = input.now - w.firstSeen
     const withinLevel = LEVEL_RANK[level] <= ALLOWANCE_RANK[budget.allow]

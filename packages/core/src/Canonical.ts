@@ -65,7 +65,10 @@ export const toCanonicalJsonOrError = (value: unknown, options?: CanonicalOption
 }
 
 /** Canonical JSON text of `value`. */
-export const toCanonicalJson = (value: unknown, options?: CanonicalOptions): Effect.Effect<string, CanonicalizationError> =>
+export const toCanonicalJson = (
+  value: unknown,
+  options?: CanonicalOptions
+): Effect.Effect<string, CanonicalizationError> =>
   Effect.suspend(() => {
     const out = toCanonicalJsonOrError(value, options)
     return typeof out === "string" ? Effect.succeed(out) : Effect.fail(out)
@@ -83,7 +86,8 @@ export const digest = (value: unknown, options?: CanonicalOptions): Effect.Effec
   Effect.map(toCanonicalJson(value, options), sha256Hex)
 
 /** {@link digest} for callers without Effect; throws {@link CanonicalizationError}. */
-export const digestSync = (value: unknown, options?: CanonicalOptions): string => sha256Hex(toCanonicalJsonSync(value, options))
+export const digestSync = (value: unknown, options?: CanonicalOptions): string =>
+  sha256Hex(toCanonicalJsonSync(value, options))
 
 /** SHA-256 (lowercase hex) of a string already in canonical form. */
 export const digestText = (canonicalText: string): string => sha256Hex(canonicalText)

@@ -9,7 +9,9 @@ import { Tier } from "./ExecutionClass.ts"
 
 /** A capability name: lowercase dotted words, e.g. `net.egress`. */
 export const CapabilityName = Schema.String.pipe(
-  Schema.check(Schema.isPattern(/^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)*$/, { expected: "a lowercase dotted capability name" }))
+  Schema.check(
+    Schema.isPattern(/^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)*$/, { expected: "a lowercase dotted capability name" })
+  )
 )
 /** @see CapabilityName */
 export type CapabilityName = typeof CapabilityName.Type

@@ -100,7 +100,11 @@ export interface AuthorizeInput {
  * observes `"consumed"`. The in-memory store serves one process; shared stores serve several.
  */
 export interface GrantStore {
-  consume(grantId: string, expiresAtMs: number, nowMs: number): Effect.Effect<"consumed" | "reused" | "expired", GrantStoreUnavailable>
+  consume(
+    grantId: string,
+    expiresAtMs: number,
+    nowMs: number
+  ): Effect.Effect<"consumed" | "reused" | "expired", GrantStoreUnavailable>
 }
 
 /** An in-process grant store; consumed ids are forgotten once their grant has expired (a late use is expired anyway). */
@@ -127,9 +131,14 @@ export class CapabilityGuard extends Context.Service<
   CapabilityGuard,
   {
     /** Decides tier, capabilities, resources and escalation for a request the policy has matched. */
-    authorize(input: AuthorizeInput): Effect.Effect<Authorization, PolicyDenied | EscalationDenied | ResourceLimitExceeded>
+    authorize(
+      input: AuthorizeInput
+    ): Effect.Effect<Authorization, PolicyDenied | EscalationDenied | ResourceLimitExceeded>
     /** Uses a grant once: fails with `GRANT_EXPIRED` after its expiry, `GRANT_REUSED` on any second use. */
-    consume(grant: { readonly envelopeId: string; readonly expiresAt: string }, nowMs: number): Effect.Effect<void, GrantRejected | GrantStoreUnavailable>
+    consume(
+      grant: { readonly envelopeId: string; readonly expiresAt: string },
+      nowMs: number
+    ): Effect.Effect<void, GrantRejected | GrantStoreUnavailable>
   }
 >()("@egl/core/CapabilityGuard") {
   /** A guard over the classifier's catalog, remembering grants in `store` (default: in memory). */
@@ -143,7 +152,9 @@ export const make = (store: GrantStore): Effect.Effect<CapabilityGuard["Service"
     const tierOf = (c: string): Tier => classifier.capability(c)?.tier ?? 3
     const reasonOf = (c: string): string | undefined => classifier.capability(c)?.reason
 
-    const authorize = (input: AuthorizeInput): Effect.Effect<Authorization, PolicyDenied | EscalationDenied | ResourceLimitExceeded> => {
+    const authorize = (
+      input: AuthorizeInput
+    ): Effect.Effect<Authorization, PolicyDenied | EscalationDenied | ResourceLimitExceeded> => {
       const { classification: cls, match } = input
       if (match.denyRules.length > 0) {
         return Effect.fail(
@@ -207,7 +218,8 @@ export const make = (store: GrantStore): Effect.Effect<CapabilityGuard["Service"
         }
       }
 
-      const covers = (rule: AllowRule) => rule.capabilities === undefined || capabilities.every((c) => rule.capabilities!.has(c))
+      const covers = (rule: AllowRule) =>
+        rule.capabilities === undefined || capabilities.every((c) => rule.capabilities!.has(c))
       let rule: AllowRule | undefined
       for (const candidate of match.allows) {
         if ((candidate.tier ?? baseline) < requiredTier) continue
@@ -244,7 +256,9 @@ export const make = (store: GrantStore): Effect.Effect<CapabilityGuard["Service"
           const v = Object.hasOwn(input.resources, name) ? input.resources[name] : undefined
           if (typeof v !== "number" || v <= cap.max) continue
           if (cap.onExceed === "deny") {
-            return Effect.fail(new ResourceLimitExceeded({ resource: name, requested: v, limit: cap.max, rule: rule.id }))
+            return Effect.fail(
+              new ResourceLimitExceeded({ resource: name, requested: v, limit: cap.max, rule: rule.id })
+            )
           }
           ;(clamped ??= []).push(name)
         }
@@ -273,7 +287,8 @@ export const make = (store: GrantStore): Effect.Effect<CapabilityGuard["Service"
         `allowed by rule "${rule.id}" at tier ${requiredTier}` +
         (escalating ? ` with escalation ${input.escalation!.reason} from tier ${baseline}` : "") +
         (clamped !== undefined ? `; clamped ${clamped.join(", ")}` : "")
-      const ttlSeconds = rule.ttlSeconds ?? (escalating ? Math.min(60, match.defaultTtlSeconds) : match.defaultTtlSeconds)
+      const ttlSeconds =
+        rule.ttlSeconds ?? (escalating ? Math.min(60, match.defaultTtlSeconds) : match.defaultTtlSeconds)
       return Effect.succeed({
         tier: requiredTier,
         capabilities,
@@ -295,7 +310,10 @@ export const make = (store: GrantStore): Effect.Effect<CapabilityGuard["Service"
               new GrantRejected({
                 code: outcome === "expired" ? "GRANT_EXPIRED" : "GRANT_REUSED",
                 envelopeId: grant.envelopeId,
-                detail: outcome === "expired" ? `the grant of ${grant.envelopeId} expired at ${grant.expiresAt}` : `the grant of ${grant.envelopeId} was already used`
+                detail:
+                  outcome === "expired"
+                    ? `the grant of ${grant.envelopeId} expired at ${grant.expiresAt}`
+                    : `the grant of ${grant.envelopeId} was already used`
               })
             )
       )

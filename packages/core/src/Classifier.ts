@@ -30,7 +30,9 @@ export type ToolStage = typeof ToolStage.Type
 /** Stages that admit new executions; `restricted` only through a rule that names the tool. */
 export const admittingStages: ReadonlySet<ToolStage> = new Set(["canary", "active", "restricted"])
 
-const Slug = Schema.String.pipe(Schema.check(Schema.isPattern(/^[a-z][a-z0-9_-]{0,63}$/, { expected: "a lowercase slug" })))
+const Slug = Schema.String.pipe(
+  Schema.check(Schema.isPattern(/^[a-z][a-z0-9_-]{0,63}$/, { expected: "a lowercase slug" }))
+)
 
 /** Derives a required capability from the request input: when `path` is present (or truthy) in the input. */
 export const InputDescriptor = Schema.Struct({
@@ -178,7 +180,11 @@ interface ResolvedAction {
   readonly directJump: boolean
   readonly capabilities: ReadonlyArray<string>
   readonly capabilityTier: Tier
-  readonly descriptors: ReadonlyArray<{ readonly path: ReadonlyArray<string>; readonly capability: string; readonly truthy: boolean }>
+  readonly descriptors: ReadonlyArray<{
+    readonly path: ReadonlyArray<string>
+    readonly capability: string
+    readonly truthy: boolean
+  }>
   /** Classification when no descriptor fires and the caller asks for nothing extra (the common case, shared). */
   readonly plain: Classification
 }
@@ -227,7 +233,8 @@ export const make = (input: RegistryInput): Effect.Effect<Classifier["Service"],
         let capabilityTier = baselineTier
         for (const c of [...capabilities, ...(def.descriptors ?? []).map((d) => d.capability)]) {
           const spec = catalog[c]
-          if (spec === undefined) return yield* new RegistryInvalid({ detail: `${where}: capability "${c}" is not in the catalog` })
+          if (spec === undefined)
+            return yield* new RegistryInvalid({ detail: `${where}: capability "${c}" is not in the catalog` })
         }
         for (const c of capabilities) capabilityTier = maxTier(capabilityTier, catalog[c]!.tier)
         const cacheable = def.class === "privileged" ? false : (def.cacheable ?? profile.cacheable)
@@ -256,11 +263,15 @@ export const make = (input: RegistryInput): Effect.Effect<Classifier["Service"],
       }
     }
 
-    const classify = (input: ClassifyInput): Effect.Effect<Classification, ClassUnknown | CapabilityUnknown | ToolStageBlocked> => {
+    const classify = (
+      input: ClassifyInput
+    ): Effect.Effect<Classification, ClassUnknown | CapabilityUnknown | ToolStageBlocked> => {
       const resolved = actions.get(`${input.tool}\u0000${input.action}`)
       if (resolved === undefined) return Effect.fail(new ClassUnknown({ tool: input.tool, action: input.action }))
       if (!admittingStages.has(resolved.stage)) {
-        return Effect.fail(new ToolStageBlocked({ tool: resolved.tool, action: resolved.action, stage: resolved.stage }))
+        return Effect.fail(
+          new ToolStageBlocked({ tool: resolved.tool, action: resolved.action, stage: resolved.stage })
+        )
       }
       let extra: Array<string> | undefined
       for (const d of resolved.descriptors) {
@@ -270,7 +281,8 @@ export const make = (input: RegistryInput): Effect.Effect<Classifier["Service"],
       const requested = input.requestedCapabilities
       if (requested !== undefined) {
         for (const c of requested) {
-          if (catalog[c] === undefined || !Object.hasOwn(catalog, c)) return Effect.fail(new CapabilityUnknown({ capability: c }))
+          if (catalog[c] === undefined || !Object.hasOwn(catalog, c))
+            return Effect.fail(new CapabilityUnknown({ capability: c }))
           if (!resolved.capabilities.includes(c)) (extra ??= []).push(c)
         }
       }

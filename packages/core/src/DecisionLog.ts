@@ -53,10 +53,11 @@ export class DecisionLog extends Context.Service<
   static readonly layerSilent = Layer.succeed(DecisionLog, DecisionLog.of({ logger: undefined }))
   /** Logs through a pino logger built with {@link loggerOptions} (redaction on) or through the given logger. */
   static readonly layer = (logger: Logger | LoggerOptions | undefined) =>
-    Layer.sync(DecisionLog, () =>
-      DecisionLog.of({ logger: isLogger(logger) ? logger : pino(loggerOptions(logger)) })
-    )
+    Layer.sync(DecisionLog, () => DecisionLog.of({ logger: isLogger(logger) ? logger : pino(loggerOptions(logger)) }))
 }
 
 const isLogger = (x: unknown): x is Logger =>
-  typeof x === "object" && x !== null && typeof (x as Logger).info === "function" && typeof (x as Logger).child === "function"
+  typeof x === "object" &&
+  x !== null &&
+  typeof (x as Logger).info === "function" &&
+  typeof (x as Logger).child === "function"

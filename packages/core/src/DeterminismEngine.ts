@@ -316,7 +316,12 @@ const make = (store: CacheStore, options?: EngineOptions): DeterminismEngine["Se
         const actual = typeof text === "string" ? sha256Hex(text) : ""
         if (actual === "" || actual !== entry.outputDigest) {
           poisonings++
-          const poisoned: Poisoned = { _tag: "Poisoned", key, expectedDigest: String(entry.outputDigest), actualDigest: actual }
+          const poisoned: Poisoned = {
+            _tag: "Poisoned",
+            key,
+            expectedDigest: String(entry.outputDigest),
+            actualDigest: actual
+          }
           return Effect.as(forget(key), poisoned)
         }
         if (!(clock.currentTimeMillisUnsafe() < entry.expiresAt)) {
@@ -327,14 +332,23 @@ const make = (store: CacheStore, options?: EngineOptions): DeterminismEngine["Se
         if (parsed === UNPARSABLE) {
           // Digest and text agree but the text is not JSON: written by something other than this engine.
           poisonings++
-          return Effect.as(forget(key), { _tag: "Poisoned", key, expectedDigest: entry.outputDigest, actualDigest: actual } as Poisoned)
+          return Effect.as(forget(key), {
+            _tag: "Poisoned",
+            key,
+            expectedDigest: entry.outputDigest,
+            actualDigest: actual
+          } as Poisoned)
         }
         hits++
         return Effect.succeed({ _tag: "Hit", output: parsed, entry })
       })
     )
 
-  const store_ = (key: string, output: unknown, meta: StoreMeta): Effect.Effect<StoreOutcome, Canonical.CanonicalizationError> =>
+  const store_ = (
+    key: string,
+    output: unknown,
+    meta: StoreMeta
+  ): Effect.Effect<StoreOutcome, Canonical.CanonicalizationError> =>
     Clock.clockWith((clock) => {
       const text = Canonical.toCanonicalJsonOrError(output)
       if (typeof text !== "string") return Effect.fail(text)
@@ -381,7 +395,9 @@ const parseOutput = (text: string): unknown => {
  * Turns any store failure, typed or defect (a client that throws), into `onError()`; only interruption propagates.
  */
 const recoverStore = <A, B>(self: Effect.Effect<A, CacheUnavailable>, onError: () => B): Effect.Effect<A | B> =>
-  Effect.catchCause(self, (cause) => (Cause.hasInterruptsOnly(cause) ? Effect.failCause(cause as Cause.Cause<never>) : Effect.sync(onError)))
+  Effect.catchCause(self, (cause) =>
+    Cause.hasInterruptsOnly(cause) ? Effect.failCause(cause as Cause.Cause<never>) : Effect.sync(onError)
+  )
 
 const deepFreeze = (entry: CacheEntry): CacheEntry => {
   Object.freeze(entry.metadata)

@@ -48,7 +48,13 @@ import {
   type VerifyOptions,
   type VerifyReport
 } from "./Ledger.ts"
-import { PolicyEngine, type PolicyInput, type PolicyInvalid, type PolicySnapshot, type PolicyUnavailable } from "./PolicyEngine.ts"
+import {
+  PolicyEngine,
+  type PolicyInput,
+  type PolicyInvalid,
+  type PolicySnapshot,
+  type PolicyUnavailable
+} from "./PolicyEngine.ts"
 import type { ReasonCode } from "./ReasonCode.ts"
 import { Sealer, type SealerKeys, type SealerUnavailable } from "./Sealer.ts"
 import { sha256Hex } from "./internal/hash.ts"
@@ -66,7 +72,10 @@ export interface GovernanceConfig {
   readonly registry: RegistryInput
   /** The policy in force (see `PolicyEngine`). */
   readonly policy: PolicyInput
-  /** Signing key; generated when absent (development only). */
+  /**
+   * Signing key; generated when absent, which suits tests and throwaway ledgers only: a ledger that outlives the process
+   * needs the same key (or its public key in `ledgerOptions.trustedPublicKeys`) for its checkpoints to verify.
+   */
   readonly keys?: SealerKeys | undefined
   /** Ledger backend (default: memory). */
   readonly ledger?: LedgerConfig | undefined
@@ -79,7 +88,10 @@ export interface GovernanceConfig {
   /** Pool settings per tier. */
   readonly pools?: RouterConfig | undefined
   /** Deterministic cache: LRU bounds, or another store. */
-  readonly cache?: { readonly max?: number | undefined; readonly ttlMs?: number | undefined } | { readonly store: CacheStore; readonly ttlMs?: number | undefined } | undefined
+  readonly cache?:
+    | { readonly max?: number | undefined; readonly ttlMs?: number | undefined }
+    | { readonly store: CacheStore; readonly ttlMs?: number | undefined }
+    | undefined
   /** Where used grants are remembered (default: in memory). */
   readonly grants?: GrantStore | undefined
   /** Decision logs: a pino logger or its options; off when absent or false. */
@@ -100,7 +112,12 @@ export class ConfigInvalid extends Schema.TaggedError<ConfigInvalid>()("ConfigIn
 
 /** Result of {@link Governance.admit}. */
 export type AdmitResult =
-  | { readonly ok: true; readonly envelope: ExecutionEnvelope; readonly reasonCodes: ReadonlyArray<ReasonCode>; readonly cached?: Admitted["cached"] }
+  | {
+      readonly ok: true
+      readonly envelope: ExecutionEnvelope
+      readonly reasonCodes: ReadonlyArray<ReasonCode>
+      readonly cached?: Admitted["cached"]
+    }
   | {
       readonly ok: false
       readonly error: AdmissionError
@@ -110,7 +127,8 @@ export type AdmitResult =
     }
 
 /** Result of {@link Governance.dispatch}. */
-export type DispatchResult = { readonly ok: true; readonly dispatched: Dispatched } | { readonly ok: false; readonly error: DispatchError }
+export type DispatchResult =
+  { readonly ok: true; readonly dispatched: Dispatched } | { readonly ok: false; readonly error: DispatchError }
 
 /** Result of {@link Governance.complete}. */
 export type CompleteResult =
@@ -120,7 +138,10 @@ export type CompleteResult =
 /** Result of {@link Governance.execute}. */
 export type ExecuteResult<A> =
   | { readonly ok: true; readonly output: A; readonly cached: boolean }
-  | { readonly ok: false; readonly error: DispatchError | PoolUnavailable | Canonical.CanonicalizationError | TaskFailed }
+  | {
+      readonly ok: false
+      readonly error: DispatchError | PoolUnavailable | Canonical.CanonicalizationError | TaskFailed
+    }
 
 /** The task given to {@link Governance.execute} rejected; its outcome is recorded as failed. */
 export class TaskFailed extends Schema.TaggedError<TaskFailed>()("TaskFailed", {
@@ -136,7 +157,10 @@ export interface Governance {
   /** Records an execution outcome. */
   complete(envelope: ExecutionEnvelope, outcome: ExecutionOutcome): Promise<CompleteResult>
   /** Dispatches, runs `task` in the tier's pool (or serves the cached output) and records the outcome. */
-  execute<A>(admitted: { readonly envelope: ExecutionEnvelope; readonly cached?: Admitted["cached"] }, task: (envelope: ExecutionEnvelope) => Promise<A>): Promise<ExecuteResult<A>>
+  execute<A>(
+    admitted: { readonly envelope: ExecutionEnvelope; readonly cached?: Admitted["cached"] },
+    task: (envelope: ExecutionEnvelope) => Promise<A>
+  ): Promise<ExecuteResult<A>>
   /** Verifies the ledger chain and its checkpoints. */
   verifyLedger(options?: VerifyOptions): Promise<VerifyReport>
   /** The sealed envelope with this id, as stored. */
@@ -152,17 +176,36 @@ export interface Governance {
 }
 
 /** Services the runtime provides. */
-export type Services = Admission | Ledger | PolicyEngine | Sealer | Attestor | DeterminismEngine | IsolationRouter | Classifier | CapabilityGuard
+export type Services =
+  | Admission
+  | Ledger
+  | PolicyEngine
+  | Sealer
+  | Attestor
+  | DeterminismEngine
+  | IsolationRouter
+  | Classifier
+  | CapabilityGuard
 
 const positive = (name: string, v: unknown): string | undefined =>
-  v === undefined || (typeof v === "number" && Number.isFinite(v) && v > 0) ? undefined : `${name} must be a positive number`
+  v === undefined || (typeof v === "number" && Number.isFinite(v) && v > 0)
+    ? undefined
+    : `${name} must be a positive number`
 
 const checkConfig = (config: GovernanceConfig): string | undefined => {
   if (typeof config !== "object" || config === null) return "the configuration must be an object"
   if (config.registry === undefined) return "registry is required"
   if (config.policy === undefined) return "policy is required"
   const l = config.ledger
-  if (l !== undefined && l !== "memory" && !(typeof l === "object" && l !== null && ("file" in l ? typeof l.file === "string" && l.file.length > 0 : "storage" in l))) {
+  if (
+    l !== undefined &&
+    l !== "memory" &&
+    !(
+      typeof l === "object" &&
+      l !== null &&
+      ("file" in l ? typeof l.file === "string" && l.file.length > 0 : "storage" in l)
+    )
+  ) {
     return `ledger must be "memory", { file } or { storage }`
   }
   return (
@@ -192,7 +235,9 @@ export const layer = (config: GovernanceConfig): Layer.Layer<Services | Decision
   )
 
 /** Every service but the pipeline itself: compose it with `Admission.layer` (or a replacement of one service). */
-export const servicesLayer = (config: GovernanceConfig): Layer.Layer<Exclude<Services, Admission> | DecisionLog, StartupError> => {
+export const servicesLayer = (
+  config: GovernanceConfig
+): Layer.Layer<Exclude<Services, Admission> | DecisionLog, StartupError> => {
   const problem = checkConfig(config)
   if (problem !== undefined) return Layer.effect(Sealer, Effect.fail(new ConfigInvalid({ detail: problem }))) as never
   const sealer = Sealer.layer(config.keys ?? {})
@@ -209,11 +254,14 @@ export const servicesLayer = (config: GovernanceConfig): Layer.Layer<Exclude<Ser
   const attestor = config.runtime === false ? Attestor.layer : Attestor.layerCurrentRuntime(config.runtime)
   const cacheConfig = config.cache ?? {}
   const determinism = DeterminismEngine.layer(
-    "store" in cacheConfig ? cacheConfig.store : lruStore({ max: cacheConfig.max ?? 10_000, ttlMs: cacheConfig.ttlMs ?? 3_600_000 }),
+    "store" in cacheConfig
+      ? cacheConfig.store
+      : lruStore({ max: cacheConfig.max ?? 10_000, ttlMs: cacheConfig.ttlMs ?? 3_600_000 }),
     { ttlMs: cacheConfig.ttlMs, ...("store" in cacheConfig ? {} : { readTimeoutMs: 0 }) }
   )
   const router = IsolationRouter.layer(config.pools)
-  const log = config.logger === undefined || config.logger === false ? DecisionLog.layerSilent : DecisionLog.layer(config.logger)
+  const log =
+    config.logger === undefined || config.logger === false ? DecisionLog.layerSilent : DecisionLog.layer(config.logger)
   const base = Layer.mergeAll(sealer, classifier)
   return Layer.mergeAll(ledger, policy, guard, attestor, determinism, router, log).pipe(Layer.provideMerge(base))
 }
@@ -255,7 +303,8 @@ export const createGovernance = async (config: GovernanceConfig): Promise<Govern
   }
   const publicKeyPem = boot.value
   // The layer is built (boot succeeded), so its startup errors cannot surface any more.
-  const run = <A, E>(effect: Effect.Effect<A, E, Services>) => runtime.runPromiseExit(effect) as Promise<Exit.Exit<A, E>>
+  const run = <A, E>(effect: Effect.Effect<A, E, Services>) =>
+    runtime.runPromiseExit(effect) as Promise<Exit.Exit<A, E>>
 
   return {
     publicKeyPem,
@@ -265,12 +314,27 @@ export const createGovernance = async (config: GovernanceConfig): Promise<Govern
         run(Admission.use((a) => a.admit(request))),
         (admitted): AdmitResult =>
           admitted.cached !== undefined
-            ? { ok: true, envelope: admitted.envelope, reasonCodes: admitted.envelope.decision.reasonCodes, cached: admitted.cached }
+            ? {
+                ok: true,
+                envelope: admitted.envelope,
+                reasonCodes: admitted.envelope.decision.reasonCodes,
+                cached: admitted.cached
+              }
             : { ok: true, envelope: admitted.envelope, reasonCodes: admitted.envelope.decision.reasonCodes },
         (error): AdmitResult =>
           error._tag === "Denied"
             ? { ok: false, error, reasonCodes: error.reasonCodes, envelope: error.envelope }
-            : { ok: false, error, reasonCodes: [error._tag === "InvalidRequest" ? "INVALID_REQUEST" : error._tag === "LedgerUnavailable" ? "LEDGER_UNAVAILABLE" : "SEALER_UNAVAILABLE"] }
+            : {
+                ok: false,
+                error,
+                reasonCodes: [
+                  error._tag === "InvalidRequest"
+                    ? "INVALID_REQUEST"
+                    : error._tag === "LedgerUnavailable"
+                      ? "LEDGER_UNAVAILABLE"
+                      : "SEALER_UNAVAILABLE"
+                ]
+              }
       ),
     dispatch: (envelope) =>
       settle(
@@ -284,12 +348,19 @@ export const createGovernance = async (config: GovernanceConfig): Promise<Govern
         (record): CompleteResult => ({ ok: true, record }),
         (error): CompleteResult => ({ ok: false, error })
       ),
-    execute: <A>(admitted: { readonly envelope: ExecutionEnvelope; readonly cached?: Admitted["cached"] }, task: (envelope: ExecutionEnvelope) => Promise<A>) =>
+    execute: <A>(
+      admitted: { readonly envelope: ExecutionEnvelope; readonly cached?: Admitted["cached"] },
+      task: (envelope: ExecutionEnvelope) => Promise<A>
+    ) =>
       settle(
         run(
           Admission.use((a) =>
-            a.execute(admitted.cached !== undefined ? { _tag: "Admitted", envelope: admitted.envelope, cached: admitted.cached } : { _tag: "Admitted", envelope: admitted.envelope }, (envelope) =>
-              Effect.tryPromise({ try: () => task(envelope), catch: (cause) => new TaskFailed({ cause }) })
+            a.execute(
+              admitted.cached !== undefined
+                ? { _tag: "Admitted", envelope: admitted.envelope, cached: admitted.cached }
+                : { _tag: "Admitted", envelope: admitted.envelope },
+              (envelope) =>
+                Effect.tryPromise({ try: () => task(envelope), catch: (cause) => new TaskFailed({ cause }) })
             )
           )
         ),
@@ -304,7 +375,10 @@ export const createGovernance = async (config: GovernanceConfig): Promise<Govern
 }
 
 /** Records a policy snapshot in the ledger once (a restart with the same policy adds nothing). */
-export const recordPolicy = (ledger: Ledger["Service"], snapshot: PolicySnapshot): Effect.Effect<void, LedgerUnavailable> =>
+export const recordPolicy = (
+  ledger: Ledger["Service"],
+  snapshot: PolicySnapshot
+): Effect.Effect<void, LedgerUnavailable> =>
   Effect.gen(function* () {
     const existing = yield* ledger.history(snapshot.id)
     if (existing.some((r) => r.kind === "policy")) return

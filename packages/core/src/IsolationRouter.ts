@@ -148,7 +148,10 @@ export class IsolationRouter extends Context.Service<
 >()("@egl/core/IsolationRouter") {
   /** A router with the default pool settings overridden by `config`; invalid settings fail the layer. */
   static readonly layer = (config?: RouterConfig): Layer.Layer<IsolationRouter, PoolConfigError> =>
-    Layer.effect(IsolationRouter, Effect.suspend(() => make(config ?? {})))
+    Layer.effect(
+      IsolationRouter,
+      Effect.suspend(() => make(config ?? {}))
+    )
 
   /** A router with {@link defaultPoolConfigs}. */
   static readonly layerDefault: Layer.Layer<IsolationRouter> = Layer.effect(
@@ -192,7 +195,8 @@ const isInt = (n: number, min: number): boolean => Number.isSafeInteger(n) && n 
 
 const stripUndefined = <T extends object>(o: T | undefined): Partial<T> => {
   const out: Partial<T> = {}
-  if (o !== undefined) for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v
+  if (o !== undefined)
+    for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v
   return out
 }
 
@@ -240,7 +244,10 @@ const make = (config: RouterConfig): Effect.Effect<IsolationRouter["Service"], P
       failures: 0,
       openedAt: 0,
       trialInFlight: false,
-      selections: [Object.freeze({ pool: name, tier, fallback: false }), Object.freeze({ pool: name, tier, fallback: true })]
+      selections: [
+        Object.freeze({ pool: name, tier, fallback: false }),
+        Object.freeze({ pool: name, tier, fallback: true })
+      ]
     }
   })
 
@@ -298,7 +305,10 @@ const make = (config: RouterConfig): Effect.Effect<IsolationRouter["Service"], P
     if (pool.samples >= b.minSamples && pool.failures / pool.samples >= b.failureRatio) open(pool, now)
   }
 
-  const select = (tier: Tier, options: { readonly crossTierFallback: boolean }): Effect.Effect<Selection, PoolUnavailable> =>
+  const select = (
+    tier: Tier,
+    options: { readonly crossTierFallback: boolean }
+  ): Effect.Effect<Selection, PoolUnavailable> =>
     Clock.clockWith((clock) => {
       const now = clock.currentTimeMillisUnsafe()
       const own = pools[tier]!
@@ -312,7 +322,9 @@ const make = (config: RouterConfig): Effect.Effect<IsolationRouter["Service"], P
         if (w === undefined) return Effect.succeed(p.selections[1])
         detail += `; ${p.name}: ${w}`
       }
-      return Effect.fail(new PoolUnavailable({ tier, pool: own.name, detail: `no pool at tier ${tier} or above: ${detail}` }))
+      return Effect.fail(
+        new PoolUnavailable({ tier, pool: own.name, detail: `no pool at tier ${tier} or above: ${detail}` })
+      )
     })
 
   const run = <A, E, R>(name: PoolName, task: Effect.Effect<A, E, R>): Effect.Effect<A, E | PoolUnavailable, R> =>

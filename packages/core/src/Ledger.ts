@@ -260,7 +260,15 @@ export const verifyStorage = (
     }
     const length = Math.max(size, expected)
     if (bad !== undefined) {
-      return { ok: false, length, firstBadIndex: bad.index, failure: bad.failure, detail: bad.detail, checkpointsVerified: 0, headHash: prev }
+      return {
+        ok: false,
+        length,
+        firstBadIndex: bad.index,
+        failure: bad.failure,
+        detail: bad.detail,
+        checkpointsVerified: 0,
+        headHash: prev
+      }
     }
     let verified = 0
     let lastGood = 0
@@ -324,6 +332,11 @@ export interface LedgerOptions {
   readonly appendTimeoutMs?: number | undefined
   /** Most records written in one group commit (default 4096). */
   readonly maxBatch?: number | undefined
+  /**
+   * Public keys (PEM) of earlier signing keys whose checkpoints `verify` still trusts (key rotation). The current
+   * sealer's key is always trusted.
+   */
+  readonly trustedPublicKeys?: ReadonlyArray<string> | undefined
 }
 
 /** The ledger service. */
@@ -363,7 +376,8 @@ export class Ledger extends Context.Service<
       })
     )
   /** An in-memory ledger (tests, benchmarks, ephemeral demos). */
-  static readonly layerMemory = (options?: LedgerOptions) => Ledger.layerStorage(Effect.sync(makeMemoryStorage), options)
+  static readonly layerMemory = (options?: LedgerOptions) =>
+    Ledger.layerStorage(Effect.sync(makeMemoryStorage), options)
 }
 
 /** Builds the ledger service over a storage; requires a {@link Sealer} for checkpoints and a scope for its timer. */
@@ -466,7 +480,9 @@ export const make = (
       }
     }
 
-    const appendAll = (drafts: ReadonlyArray<RecordDraft>): Effect.Effect<ReadonlyArray<LedgerRecord>, LedgerUnavailable> => {
+    const appendAll = (
+      drafts: ReadonlyArray<RecordDraft>
+    ): Effect.Effect<ReadonlyArray<LedgerRecord>, LedgerUnavailable> => {
       if (drafts.length === 0) return Effect.succeed([])
       if (storage.writeMode === "immediate" && !writing && queue.length === 0) {
         return Effect.map(storage.append(drafts), (records) => {
@@ -498,8 +514,8 @@ export const make = (
       })
     )
 
-    const verify = (options?: VerifyOptions) =>
-      verifyStorage(storage, options?.publicKeys ?? [sealer.publicKeyPem], options)
+    const trusted = [sealer.publicKeyPem, ...(options?.trustedPublicKeys ?? [])]
+    const verify = (options?: VerifyOptions) => verifyStorage(storage, options?.publicKeys ?? trusted, options)
 
     const findEnvelope = (id: string): Effect.Effect<StoredEnvelope | undefined, LedgerUnavailable> =>
       Effect.flatMap(storage.findRef(id), (records) => {
@@ -509,7 +525,11 @@ export const make = (
           try: () => JSON.parse(r.body) as Envelope.UnsealedEnvelope,
           catch: () => new LedgerUnavailable({ detail: `record ${r.index} does not hold a valid envelope` })
         }).pipe(
-          Effect.map((unsealed) => ({ envelope: Envelope.withSnapshotId(unsealed, r.digest), index: r.index, hash: r.hash }))
+          Effect.map((unsealed) => ({
+            envelope: Envelope.withSnapshotId(unsealed, r.digest),
+            index: r.index,
+            hash: r.hash
+          }))
         )
       })
 

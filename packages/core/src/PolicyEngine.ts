@@ -74,7 +74,9 @@ export type ResourceCap = typeof ResourceCap.Type
 
 /** One policy rule. */
 export const Rule = Schema.Struct({
-  id: Schema.String.pipe(Schema.check(Schema.isPattern(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, { expected: "a rule id" }))),
+  id: Schema.String.pipe(
+    Schema.check(Schema.isPattern(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, { expected: "a rule id" }))
+  ),
   description: Schema.optionalKey(Schema.String),
   effect: Schema.Literals(["allow", "deny", "require"]),
   match: Schema.optionalKey(Match),
@@ -85,9 +87,13 @@ export const Rule = Schema.Struct({
   /** allow: per-resource caps. */
   resources: Schema.optionalKey(Schema.Record(Name, ResourceCap)),
   /** allow: escalation reasons this rule approves. */
-  escalation: Schema.optionalKey(Schema.Struct({ approve: Schema.Array(EscalationReason).pipe(Schema.check(Schema.isMinLength(1))) })),
+  escalation: Schema.optionalKey(
+    Schema.Struct({ approve: Schema.Array(EscalationReason).pipe(Schema.check(Schema.isMinLength(1))) })
+  ),
   /** allow: lifetime of the grant (single use, always). */
-  grant: Schema.optionalKey(Schema.Struct({ ttlSeconds: Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 1, maximum: 86_400 }))) }))
+  grant: Schema.optionalKey(
+    Schema.Struct({ ttlSeconds: Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 1, maximum: 86_400 }))) })
+  )
 })
 /** @see Rule */
 export type Rule = typeof Rule.Type
@@ -195,7 +201,8 @@ export const decode = (
           if (rule[field] !== undefined) return yield* fail(`"${field}" only applies to allow rules`)
         }
       }
-      if (rule.effect === "deny" && rule.capabilities !== undefined) return yield* fail(`"capabilities" does not apply to deny rules`)
+      if (rule.effect === "deny" && rule.capabilities !== undefined)
+        return yield* fail(`"capabilities" does not apply to deny rules`)
       if (rule.effect === "require" && (rule.capabilities === undefined || rule.capabilities.length === 0)) {
         return yield* fail(`a require rule must list the capabilities it requires`)
       }
@@ -248,7 +255,11 @@ const compileMatch = (m: Match | undefined): Predicate => {
   for (const [name, range] of Object.entries(m.resources ?? {})) {
     checks.push((c) => {
       const v = Object.hasOwn(c.resources, name) ? c.resources[name] : undefined
-      return typeof v === "number" && (range.min === undefined || v >= range.min) && (range.max === undefined || v <= range.max)
+      return (
+        typeof v === "number" &&
+        (range.min === undefined || v >= range.min) &&
+        (range.max === undefined || v <= range.max)
+      )
     })
   }
   if (checks.length === 0) return () => true
@@ -337,7 +348,9 @@ export class PolicyEngine extends Context.Service<
 }
 
 /** Validates and signs a policy, building the engine. */
-export const make = (input: unknown): Effect.Effect<PolicyEngine["Service"], PolicyInvalid | PolicyUnavailable, Sealer | Classifier> =>
+export const make = (
+  input: unknown
+): Effect.Effect<PolicyEngine["Service"], PolicyInvalid | PolicyUnavailable, Sealer | Classifier> =>
   Effect.gen(function* () {
     const sealer = yield* Sealer
     const classifier = yield* Classifier

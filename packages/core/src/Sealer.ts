@@ -81,18 +81,25 @@ export class Sealer extends Context.Service<
   /** A sealer for the given keys; a generated key pair when no private key is configured. */
   static readonly layer = (keys: SealerKeys) => Layer.effect(Sealer, make(keys))
   /** A sealer with a freshly generated key pair (development and tests). */
-  static readonly layerGenerated = Layer.effect(Sealer, Effect.suspend(() => make({})))
+  static readonly layerGenerated = Layer.effect(
+    Sealer,
+    Effect.suspend(() => make({}))
+  )
 }
 
 const make = (keys: SealerKeys): Effect.Effect<Sealer["Service"], SealerUnavailable> =>
   Effect.try({
     try: () => {
       const privateKey =
-        keys.privateKeyPem === undefined ? generateKeyPairSync("ed25519").privateKey : createPrivateKey(keys.privateKeyPem)
-      if (privateKey.asymmetricKeyType !== "ed25519") throw new Error(`expected an ed25519 key, got ${privateKey.asymmetricKeyType}`)
+        keys.privateKeyPem === undefined
+          ? generateKeyPairSync("ed25519").privateKey
+          : createPrivateKey(keys.privateKeyPem)
+      if (privateKey.asymmetricKeyType !== "ed25519")
+        throw new Error(`expected an ed25519 key, got ${privateKey.asymmetricKeyType}`)
       return privateKey
     },
-    catch: (cause) => new SealerUnavailable({ detail: `invalid signing key: ${String((cause as Error)?.message ?? cause)}` })
+    catch: (cause) =>
+      new SealerUnavailable({ detail: `invalid signing key: ${String((cause as Error)?.message ?? cause)}` })
   }).pipe(
     Effect.map((privateKey) => {
       const publicKey = createPublicKey(privateKey)

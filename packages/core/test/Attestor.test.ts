@@ -72,7 +72,9 @@ describe("currentManifest", () => {
     const dir = mkdtempSync(join(tmpdir(), "egl-attestor-"))
     const lock = join(dir, "pnpm-lock.yaml")
     writeFileSync(lock, "lockfileVersion: '9.0'\n")
-    const m = await Effect.runPromise(currentManifest({ lockfiles: [lock], adapterVersion: "nest@1", toolPackageDigest: "d".repeat(64) }))
+    const m = await Effect.runPromise(
+      currentManifest({ lockfiles: [lock], adapterVersion: "nest@1", toolPackageDigest: "d".repeat(64) })
+    )
     expect(m.interpreter).toEqual({ name: "node", version: process.versions.node })
     expect(m.os.platform).toBe(process.platform)
     expect(m.os.arch).toBe(process.arch)
@@ -83,7 +85,9 @@ describe("currentManifest", () => {
   })
 
   it("fails with a typed error when a lockfile is missing", async () => {
-    const error = await Effect.runPromise(Effect.flip(currentManifest({ lockfiles: ["/nonexistent/egl/pnpm-lock.yaml"] })))
+    const error = await Effect.runPromise(
+      Effect.flip(currentManifest({ lockfiles: ["/nonexistent/egl/pnpm-lock.yaml"] }))
+    )
     expect(error).toBeInstanceOf(ManifestError)
     expect(error.reason).toBe("lockfile-unreadable")
   })
@@ -100,7 +104,9 @@ describe("Attestor", () => {
         expect(error.reason).toBe("invalid")
         const badTier = yield* Effect.flip(attestor.register({ workerId: "w", tier: 7, manifest: base } as never))
         expect(badTier.reason).toBe("invalid")
-        const lone = yield* Effect.flip(attestor.register({ workerId: "w", tier: 0, manifest: { ...base, sandboxProfile: "\ud800" } }))
+        const lone = yield* Effect.flip(
+          attestor.register({ workerId: "w", tier: 0, manifest: { ...base, sandboxProfile: "\ud800" } })
+        )
         expect(lone.reason).toBe("invalid")
         expect(yield* attestor.workers(0)).toEqual([])
       })
@@ -113,7 +119,12 @@ describe("Attestor", () => {
         expect(attestor.attest(input())).toMatchObject({ verdict: "unattested", code: "RUNTIME_UNATTESTED" })
         const fp = yield* attestor.register({ workerId: "w1", tier: 0, manifest: base })
         const q = yield* attestor.quarantine(fp, "policy violation #7")
-        expect(q).toMatchObject({ fingerprint: fp, reason: "policy violation #7", alreadyQuarantined: false, known: true })
+        expect(q).toMatchObject({
+          fingerprint: fp,
+          reason: "policy violation #7",
+          alreadyQuarantined: false,
+          known: true
+        })
         expect(q.workers).toEqual([{ workerId: "w1", tier: 0 }])
         const a = attestor.attest(input())
         expect(a.verdict).toBe("unattested")
@@ -147,7 +158,10 @@ describe("Attestor", () => {
         const none = attestor.attest(input())
         expect(none).toMatchObject({ verdict: "exact", fingerprint: a })
         expect(none.code).toBeUndefined()
-        expect(attestor.attest(input({ constraint: { fingerprint: b } }))).toMatchObject({ verdict: "exact", fingerprint: b })
+        expect(attestor.attest(input({ constraint: { fingerprint: b } }))).toMatchObject({
+          verdict: "exact",
+          fingerprint: b
+        })
         expect(attestor.attest(input({ constraint: {} }))).toMatchObject({ verdict: "exact", fingerprint: a })
       })
     ))
@@ -156,14 +170,26 @@ describe("Attestor", () => {
     run(
       Effect.gen(function* () {
         const attestor = yield* Attestor
-        const canary = yield* attestor.register({ workerId: "c", tier: 2, manifest: withVersion("20.20.0"), channel: "canary" })
+        const canary = yield* attestor.register({
+          workerId: "c",
+          tier: 2,
+          manifest: withVersion("20.20.0"),
+          channel: "canary"
+        })
         expect(attestor.attest(input({ tier: 2, environment: "prod" })).code).toBe("RUNTIME_UNATTESTED")
-        expect(attestor.attest(input({ tier: 2, environment: "staging" }))).toMatchObject({ verdict: "exact", fingerprint: canary })
+        expect(attestor.attest(input({ tier: 2, environment: "staging" }))).toMatchObject({
+          verdict: "exact",
+          fingerprint: canary
+        })
         const stable = yield* attestor.register({ workerId: "s", tier: 2, manifest: base })
         // A stable worker is preferred when nothing is pinned; a pin on the canary is honoured outside prod only.
         expect(attestor.attest(input({ tier: 2, environment: "dev" })).fingerprint).toBe(stable)
-        expect(attestor.attest(input({ tier: 2, environment: "dev", constraint: { fingerprint: canary } })).fingerprint).toBe(canary)
-        const prodPinned = attestor.attest(input({ tier: 2, environment: "prod", executionClass: "network", constraint: { fingerprint: canary } }))
+        expect(
+          attestor.attest(input({ tier: 2, environment: "dev", constraint: { fingerprint: canary } })).fingerprint
+        ).toBe(canary)
+        const prodPinned = attestor.attest(
+          input({ tier: 2, environment: "prod", executionClass: "network", constraint: { fingerprint: canary } })
+        )
         expect(prodPinned.fingerprint).toBe(stable)
         expect(prodPinned.verdict).toBe("blocked") // minor-level drift back from the canary exceeds the patch budget
       })
@@ -202,9 +228,15 @@ describe("Attestor", () => {
         expect(attestor.attest(input({ ...pin, executionClass: "file" })).verdict).toBe("blocked")
         const minor: DriftPolicy = { default: { allow: "minor", windowMs: HOUR } }
         expect(attestor.attest(input({ ...pin, executionClass: "file", drift: minor })).verdict).toBe("drift-allowed")
-        expect(attestor.attest(input({ ...pin, executionClass: "transform", drift: minor })).verdict).toBe("drift-allowed")
+        expect(attestor.attest(input({ ...pin, executionClass: "transform", drift: minor })).verdict).toBe(
+          "drift-allowed"
+        )
 
-        yield* attestor.register({ workerId: "w", tier: 1, manifest: { ...withVersion("20.19.1"), sandboxProfile: "other" } })
+        yield* attestor.register({
+          workerId: "w",
+          tier: 1,
+          manifest: { ...withVersion("20.19.1"), sandboxProfile: "other" }
+        })
         expect(attestor.attest(input({ ...pin, executionClass: "file", drift: minor })).verdict).toBe("blocked")
         yield* attestor.register({ workerId: "w", tier: 1, manifest: withVersion("22.0.0") })
         expect(attestor.attest(input({ ...pin, executionClass: "file", drift: minor })).verdict).toBe("blocked")
@@ -216,7 +248,9 @@ describe("Attestor", () => {
       Effect.gen(function* () {
         const attestor = yield* Attestor
         const worker = yield* attestor.register({ workerId: "w", tier: 0, manifest: base })
-        const a = attestor.attest(input({ constraint: { fingerprint: "f".repeat(64) }, drift: { default: { allow: "minor", windowMs: 1e12 } } }))
+        const a = attestor.attest(
+          input({ constraint: { fingerprint: "f".repeat(64) }, drift: { default: { allow: "minor", windowMs: 1e12 } } })
+        )
         expect(a).toMatchObject({ verdict: "blocked", code: "RUNTIME_DRIFT_BLOCKED", fingerprint: worker })
         expect(a.detail).toContain("unknown")
       })
@@ -253,7 +287,12 @@ describe("Attestor", () => {
 
   it("layerCurrentRuntime fails the layer on a missing lockfile", async () => {
     const error = await Effect.runPromise(
-      Effect.flip(Effect.provide(Attestor.use(() => Effect.void), Attestor.layerCurrentRuntime({ lockfiles: ["/nonexistent.lock"] })))
+      Effect.flip(
+        Effect.provide(
+          Attestor.use(() => Effect.void),
+          Attestor.layerCurrentRuntime({ lockfiles: ["/nonexistent.lock"] })
+        )
+      )
     )
     expect(error).toBeInstanceOf(ManifestError)
   })
@@ -262,7 +301,8 @@ describe("Attestor", () => {
     run(
       Effect.gen(function* () {
         const attestor = yield* Attestor
-        for (let i = 0; i < 8; i++) yield* attestor.register({ workerId: `w${i}`, tier: 0, manifest: withVersion(`20.19.${i}`) })
+        for (let i = 0; i < 8; i++)
+          yield* attestor.register({ workerId: `w${i}`, tier: 0, manifest: withVersion(`20.19.${i}`) })
         const pinned = fingerprint(withVersion("20.19.7"))
         const n = 100_000
         const start = performance.now()

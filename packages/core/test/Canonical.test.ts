@@ -61,7 +61,9 @@ describe("canonicalization rejects what JSON cannot carry faithfully", () => {
   })
 
   it("keeps the largest safe integer and well-formed astral characters", () => {
-    expect(Canonical.toCanonicalJsonSync({ n: 2 ** 53 - 1, s: "😀", f: -0, x: 1.5e-7 })).toBe('{"f":0,"n":9007199254740991,"s":"😀","x":1.5e-7}')
+    expect(Canonical.toCanonicalJsonSync({ n: 2 ** 53 - 1, s: "😀", f: -0, x: 1.5e-7 })).toBe(
+      '{"f":0,"n":9007199254740991,"s":"😀","x":1.5e-7}'
+    )
     // The RFC profile accepts integer-valued doubles beyond 2^53 (the vectors have 1E30); the strict default does not.
     expect(Canonical.toCanonicalJsonSync({ e: 1e21 }, { profile: "rfc8785" })).toBe('{"e":1e+21}')
     expect(failure({ e: 1e21 }).reason).toBe("UnsafeInteger")

@@ -35,7 +35,15 @@ describe("decision logs", () => {
   it("redact secrets wherever they appear", () => {
     const { lines, stream } = capture()
     const logger = pino(DecisionLog.loggerOptions(), stream)
-    logger.info({ headers: { authorization: "Bearer egl-demo-alice" }, apiKey: "k1", req: { token: "t1", password: "p" }, keys: { privateKeyPem: "-----BEGIN" } }, "x")
+    logger.info(
+      {
+        headers: { authorization: "Bearer egl-demo-alice" },
+        apiKey: "k1",
+        req: { token: "t1", password: "p" },
+        keys: { privateKeyPem: "-----BEGIN" }
+      },
+      "x"
+    )
     const text = JSON.stringify(lines)
     for (const secret of ["egl-demo-alice", "k1", "t1", '"p"', "BEGIN"]) expect(text).not.toContain(secret)
     expect(text).toContain("[redacted]")

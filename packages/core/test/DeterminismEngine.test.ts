@@ -38,15 +38,30 @@ const keyInput: CacheKeyInput = {
 }
 
 describe("eligibility", () => {
-  const ok: EligibilityInput = { executionClass: "transform", cacheable: true, tier: 0, sideEffects: false, runtimeVerdict: "exact" }
+  const ok: EligibilityInput = {
+    executionClass: "transform",
+    cacheable: true,
+    tier: 0,
+    sideEffects: false,
+    runtimeVerdict: "exact"
+  }
   it("admits a cacheable, side-effect-free execution on the exact runtime", () => {
     expect(eligibility(ok)).toEqual({ eligible: true })
   })
   it("refuses tier 3, non-cacheable, side effects and any non-exact runtime", () => {
-    expect(eligibility({ ...ok, executionClass: "privileged", tier: 3 })).toMatchObject({ eligible: false, reason: expect.stringContaining("tier 3") })
+    expect(eligibility({ ...ok, executionClass: "privileged", tier: 3 })).toMatchObject({
+      eligible: false,
+      reason: expect.stringContaining("tier 3")
+    })
     expect(eligibility({ ...ok, tier: 3 }).eligible).toBe(false)
-    expect(eligibility({ ...ok, cacheable: false })).toMatchObject({ eligible: false, reason: expect.stringContaining("not cacheable") })
-    expect(eligibility({ ...ok, sideEffects: true })).toMatchObject({ eligible: false, reason: expect.stringContaining("side effects") })
+    expect(eligibility({ ...ok, cacheable: false })).toMatchObject({
+      eligible: false,
+      reason: expect.stringContaining("not cacheable")
+    })
+    expect(eligibility({ ...ok, sideEffects: true })).toMatchObject({
+      eligible: false,
+      reason: expect.stringContaining("side effects")
+    })
     for (const runtimeVerdict of ["drift-allowed", "blocked", "unattested", "not-evaluated"] as const) {
       expect(eligibility({ ...ok, runtimeVerdict }).eligible).toBe(false)
     }
@@ -67,8 +82,12 @@ describe("cacheKey", () => {
     expect(keys.size).toBe(1 + Object.keys(keyInput).length)
   })
   it("is unambiguous across field boundaries", () => {
-    expect(cacheKey({ ...keyInput, tool: "ab", action: "c" })).not.toBe(cacheKey({ ...keyInput, tool: "a", action: "bc" }))
-    expect(cacheKey({ ...keyInput, tool: "a\n1:b", action: "c" })).not.toBe(cacheKey({ ...keyInput, tool: "a", action: "b\n1:c" }))
+    expect(cacheKey({ ...keyInput, tool: "ab", action: "c" })).not.toBe(
+      cacheKey({ ...keyInput, tool: "a", action: "bc" })
+    )
+    expect(cacheKey({ ...keyInput, tool: "a\n1:b", action: "c" })).not.toBe(
+      cacheKey({ ...keyInput, tool: "a", action: "b\n1:c" })
+    )
   })
 })
 
@@ -83,7 +102,9 @@ describe("capabilityEnvelopeDigest", () => {
     expect(capabilityEnvelopeDigest({ ...env, resources: { memoryGiB: 4 } })).not.toBe(d)
   })
   it("returns the error when resources have no canonical form", () => {
-    expect(capabilityEnvelopeDigest({ ...env, resources: { memoryGiB: Number.NaN } })).toBeInstanceOf(CanonicalizationError)
+    expect(capabilityEnvelopeDigest({ ...env, resources: { memoryGiB: Number.NaN } })).toBeInstanceOf(
+      CanonicalizationError
+    )
   })
 })
 
@@ -98,7 +119,11 @@ describe("DeterminismEngine", () => {
         expect(stored).toBe(true)
         expect(entry.output).toBe('{"a":"x","b":[1,2]}')
         expect(entry.metadata).toEqual({ durationMs: 12, tier: 0, storedAt: new Date(0).toISOString() })
-        expect(entry.provenance).toEqual({ runtimeFingerprint: meta.runtimeFingerprint, policySnapshotId: meta.policySnapshotId, toolVersion: "1.2.3" })
+        expect(entry.provenance).toEqual({
+          runtimeFingerprint: meta.runtimeFingerprint,
+          policySnapshotId: meta.policySnapshotId,
+          toolVersion: "1.2.3"
+        })
         expect(entry.expiresAt).toBe(60_000)
 
         const hit = yield* engine.lookup(key)
@@ -143,7 +168,11 @@ describe("DeterminismEngine", () => {
         yield* store.set("k3", { ...other, output: 42 } as unknown as CacheEntry, 60_000)
         expect((yield* engine.lookup("k3"))._tag).toBe("Poisoned")
         // Consistent text and digest that is not JSON: not written by the engine.
-        yield* store.set("k4", { ...other, output: "{nope", outputDigest: createHash("sha256").update("{nope").digest("hex") }, 60_000)
+        yield* store.set(
+          "k4",
+          { ...other, output: "{nope", outputDigest: createHash("sha256").update("{nope").digest("hex") },
+          60_000
+        )
         expect((yield* engine.lookup("k4"))._tag).toBe("Poisoned")
         expect(yield* engine.stats).toMatchObject({ hits: 0, poisonings: 4 })
       }),

@@ -4,7 +4,16 @@
  */
 import { Effect, Exit, Layer } from "effect"
 import { describe, expect, it } from "vitest"
-import { Admission, Attestor, CapabilityGuard, Classifier, IsolationRouter, Ledger, PolicyEngine, Sealer } from "@egl/core"
+import {
+  Admission,
+  Attestor,
+  CapabilityGuard,
+  Classifier,
+  IsolationRouter,
+  Ledger,
+  PolicyEngine,
+  Sealer
+} from "@egl/core"
 import { decisions, runtimeWith } from "./fixtures/runtime.ts"
 import { deploy } from "./fixtures/scenario.ts"
 
@@ -15,10 +24,21 @@ const boom = () => {
 const fault = <A>(mode: Mode, garbage: unknown): Effect.Effect<A> =>
   mode === "throw" ? Effect.sync(boom) : mode === "hang" ? Effect.never : Effect.succeed(garbage as A)
 
-const replace = <I, S>(tag: { readonly Service: S } & import("effect").Context.Key<I, S>, patch: (real: S) => Partial<S>) =>
-  Layer.effect(tag as never, Effect.map(tag as unknown as Effect.Effect<S, never, I>, (real) => ({ ...real, ...patch(real) })) as never)
+const replace = <I, S>(
+  tag: { readonly Service: S } & import("effect").Context.Key<I, S>,
+  patch: (real: S) => Partial<S>
+) =>
+  Layer.effect(
+    tag as never,
+    Effect.map(tag as unknown as Effect.Effect<S, never, I>, (real) => ({ ...real, ...patch(real) })) as never
+  )
 
-const cases: ReadonlyArray<{ service: string; layer: (mode: Mode) => Layer.Layer<any, any, any>; expect: string; modes: ReadonlyArray<Mode> }> = [
+const cases: ReadonlyArray<{
+  service: string
+  layer: (mode: Mode) => Layer.Layer<any, any, any>
+  expect: string
+  modes: ReadonlyArray<Mode>
+}> = [
   {
     service: "Classifier",
     layer: (m) => replace(Classifier.Classifier, () => ({ classify: () => fault(m, { tool: 1 }) })),
@@ -37,7 +57,16 @@ const cases: ReadonlyArray<{ service: string; layer: (mode: Mode) => Layer.Layer
     layer: (m) =>
       replace(CapabilityGuard.CapabilityGuard, () => ({
         authorize: () =>
-          fault(m, { tier: 3, capabilities: ["admin.mutate"], resources: {}, notices: ["POLICY_ALLOW"], matchedRules: ["ml-engineer-nonprod"], ruleId: "ml-engineer-nonprod", rationale: "", ttlSeconds: 60 })
+          fault(m, {
+            tier: 3,
+            capabilities: ["admin.mutate"],
+            resources: {},
+            notices: ["POLICY_ALLOW"],
+            matchedRules: ["ml-engineer-nonprod"],
+            ruleId: "ml-engineer-nonprod",
+            rationale: "",
+            ttlSeconds: 60
+          })
       })),
     expect: "POLICY_UNAVAILABLE",
     modes: ["throw", "hang", "garbage"]
@@ -45,13 +74,19 @@ const cases: ReadonlyArray<{ service: string; layer: (mode: Mode) => Layer.Layer
   {
     service: "Attestor",
     // attest is synchronous by contract: it can throw or answer garbage, it cannot hang without blocking the process.
-    layer: (m) => replace(Attestor.Attestor, () => ({ attest: () => (m === "throw" ? boom() : ({ verdict: "trust-me" } as never)) })),
+    layer: (m) =>
+      replace(Attestor.Attestor, () => ({
+        attest: () => (m === "throw" ? boom() : ({ verdict: "trust-me" } as never))
+      })),
     expect: "RUNTIME_UNATTESTED",
     modes: ["throw", "garbage"]
   },
   {
     service: "IsolationRouter",
-    layer: (m) => replace(IsolationRouter.IsolationRouter, () => ({ select: () => fault(m, { pool: "pool-t0", tier: 0, fallback: false }) })),
+    layer: (m) =>
+      replace(IsolationRouter.IsolationRouter, () => ({
+        select: () => fault(m, { pool: "pool-t0", tier: 0, fallback: false })
+      })),
     expect: "POOL_UNAVAILABLE",
     modes: ["throw", "hang", "garbage"]
   },
@@ -110,7 +145,8 @@ describe("fail closed", () => {
     const runtime = runtimeWith()
     try {
       const outcomes = []
-      for (const req of requests) outcomes.push(Exit.isSuccess(await runtime.runPromiseExit(Admission.Admission.use((a) => a.admit(req)))))
+      for (const req of requests)
+        outcomes.push(Exit.isSuccess(await runtime.runPromiseExit(Admission.Admission.use((a) => a.admit(req)))))
       expect(outcomes).toEqual([true, true, true])
     } finally {
       await runtime.dispose()

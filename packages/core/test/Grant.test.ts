@@ -12,7 +12,11 @@ describe("single-use grants", () => {
       for (let round = 0; round < 25; round++) {
         const admitted = await egl.admit(deploy("bob", "prod", { gpus: 2, replicas: 1 }, { escalation: true }))
         if (!admitted.ok) throw new Error("expected admission")
-        const results = await Promise.all([egl.dispatch(admitted.envelope), egl.dispatch(admitted.envelope), egl.dispatch(admitted.envelope)])
+        const results = await Promise.all([
+          egl.dispatch(admitted.envelope),
+          egl.dispatch(admitted.envelope),
+          egl.dispatch(admitted.envelope)
+        ])
         expect(results.filter((r) => r.ok)).toHaveLength(1)
         for (const r of results.filter((x) => !x.ok)) {
           expect(r.ok === false && r.error._tag === "GrantRejected" && r.error.code).toBe("GRANT_REUSED")

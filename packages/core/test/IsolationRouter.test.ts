@@ -52,7 +52,14 @@ describe("pool configuration", () => {
     expect(resolvePoolConfigs({ 0: { concurrency: 0 } })).toBeInstanceOf(PoolConfigError)
     expect(resolvePoolConfigs({ 1: { breaker: { failureRatio: 0 } } })).toBeInstanceOf(PoolConfigError)
     expect(resolvePoolConfigs({ 2: { breaker: { windowSize: 2, minSamples: 3 } } })).toBeInstanceOf(PoolConfigError)
-    const error = await Effect.runPromise(Effect.flip(Effect.provide(IsolationRouter.use(() => Effect.void), IsolationRouter.layer({ 0: { queueLimit: -1 } }))))
+    const error = await Effect.runPromise(
+      Effect.flip(
+        Effect.provide(
+          IsolationRouter.use(() => Effect.void),
+          IsolationRouter.layer({ 0: { queueLimit: -1 } })
+        )
+      )
+    )
     expect(error).toBeInstanceOf(PoolConfigError)
     expect(error.detail).toContain("pool-t0")
   })
@@ -110,7 +117,13 @@ describe("IsolationRouter.run", () => {
         yield* Deferred.succeed(gate, undefined)
         yield* Fiber.join(a)
         yield* Fiber.join(b)
-        expect(statusOf(yield* router.status, 2)).toMatchObject({ inFlight: 0, queued: 0, breaker: "closed", samples: 2, failures: 0 })
+        expect(statusOf(yield* router.status, 2)).toMatchObject({
+          inFlight: 0,
+          queued: 0,
+          breaker: "closed",
+          samples: 2,
+          failures: 0
+        })
       }),
       { 2: { concurrency: 1, queueLimit: 2 } }
     ))
@@ -135,7 +148,11 @@ describe("IsolationRouter.run", () => {
         expect(statusOf(yield* router.status, 0).breaker).toBe("open")
         yield* TestClock.adjust(1)
         expect(statusOf(yield* router.status, 0).breaker).toBe("half-open")
-        expect(yield* router.select(0, { crossTierFallback: false })).toEqual({ pool: "pool-t0", tier: 0, fallback: false })
+        expect(yield* router.select(0, { crossTierFallback: false })).toEqual({
+          pool: "pool-t0",
+          tier: 0,
+          fallback: false
+        })
 
         // Exactly one trial goes through.
         const gate = yield* Deferred.make<void>()
@@ -223,7 +240,11 @@ describe("IsolationRouter.select", () => {
       Effect.gen(function* () {
         const router = yield* IsolationRouter
         for (const tier of [0, 1, 2, 3] as const) {
-          expect(yield* router.select(tier, { crossTierFallback: true })).toEqual({ pool: poolName(tier), tier, fallback: false })
+          expect(yield* router.select(tier, { crossTierFallback: true })).toEqual({
+            pool: poolName(tier),
+            tier,
+            fallback: false
+          })
         }
       })
     ))
@@ -235,10 +256,18 @@ describe("IsolationRouter.select", () => {
         yield* router.setAvailable("pool-t1", false)
         const denied = yield* Effect.flip(router.select(1, { crossTierFallback: false }))
         expect(denied).toMatchObject({ _tag: "PoolUnavailable", tier: 1, pool: "pool-t1" })
-        expect(yield* router.select(1, { crossTierFallback: true })).toEqual({ pool: "pool-t2", tier: 2, fallback: true })
+        expect(yield* router.select(1, { crossTierFallback: true })).toEqual({
+          pool: "pool-t2",
+          tier: 2,
+          fallback: true
+        })
 
         yield* router.setAvailable("pool-t2", false)
-        expect(yield* router.select(1, { crossTierFallback: true })).toEqual({ pool: "pool-t3", tier: 3, fallback: true })
+        expect(yield* router.select(1, { crossTierFallback: true })).toEqual({
+          pool: "pool-t3",
+          tier: 3,
+          fallback: true
+        })
 
         // Never lower: tier 0 is available, yet tier 1 and 2 requests cannot use it.
         yield* router.setAvailable("pool-t3", false)
@@ -248,7 +277,11 @@ describe("IsolationRouter.select", () => {
         expect(none.detail).not.toContain("pool-t0")
         expect((yield* Effect.flip(router.select(2, { crossTierFallback: true }))).tier).toBe(2)
         expect((yield* Effect.flip(router.select(3, { crossTierFallback: true }))).pool).toBe("pool-t3")
-        expect(yield* router.select(0, { crossTierFallback: false })).toEqual({ pool: "pool-t0", tier: 0, fallback: false })
+        expect(yield* router.select(0, { crossTierFallback: false })).toEqual({
+          pool: "pool-t0",
+          tier: 0,
+          fallback: false
+        })
       })
     ))
 

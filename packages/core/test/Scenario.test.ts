@@ -14,16 +14,71 @@ const withGovernance = async <A>(f: (egl: GovernanceInstance) => Promise<A>) => 
 
 describe("reference scenario (SPEC §11) through the Promise facade", () => {
   const rows = [
-    { name: "viewer may not deploy", req: deploy("carol", "dev", { gpus: 1, replicas: 1 }), ok: false, codes: ["POLICY_DENY"] },
-    { name: "ml-engineer in dev within 4 GPUs", req: deploy("alice", "dev", { gpus: 4, replicas: 2 }), ok: true, codes: ["POLICY_ALLOW"], tier: 2 },
-    { name: "ml-engineer in staging", req: deploy("alice", "staging", { gpus: 1, replicas: 1 }), ok: true, codes: ["POLICY_ALLOW"], tier: 2 },
-    { name: "ml-engineer over 4 GPUs", req: deploy("alice", "dev", { gpus: 5, replicas: 1 }), ok: false, codes: ["RESOURCE_LIMIT_EXCEEDED"] },
-    { name: "replicas above 4 are clamped", req: deploy("alice", "dev", { gpus: 1, replicas: 9 }), ok: true, codes: ["POLICY_ALLOW", "RESOURCE_CLAMPED"], tier: 2, granted: { replicas: 4 } },
-    { name: "prod without escalation", req: deploy("alice", "prod", { gpus: 1, replicas: 1 }), ok: false, codes: ["ESCALATION_REASON_MISSING"] },
-    { name: "prod escalation by ml-engineer", req: deploy("alice", "prod", { gpus: 1, replicas: 1 }, { escalation: true }), ok: false, codes: ["ESCALATION_NOT_APPROVED"] },
-    { name: "prod escalation by ml-admin", req: deploy("bob", "prod", { gpus: 16, replicas: 1 }, { escalation: true }), ok: true, codes: ["POLICY_ALLOW", "ESCALATION_APPROVED"], tier: 3 },
-    { name: "ml-admin in prod over 16 GPUs", req: deploy("bob", "prod", { gpus: 17, replicas: 1 }, { escalation: true }), ok: false, codes: ["RESOURCE_LIMIT_EXCEEDED"] },
-    { name: "restricted data outside prod", req: deploy("alice", "dev", { gpus: 1, replicas: 1 }, { dataClassification: "restricted" }), ok: false, codes: ["POLICY_DENY"] }
+    {
+      name: "viewer may not deploy",
+      req: deploy("carol", "dev", { gpus: 1, replicas: 1 }),
+      ok: false,
+      codes: ["POLICY_DENY"]
+    },
+    {
+      name: "ml-engineer in dev within 4 GPUs",
+      req: deploy("alice", "dev", { gpus: 4, replicas: 2 }),
+      ok: true,
+      codes: ["POLICY_ALLOW"],
+      tier: 2
+    },
+    {
+      name: "ml-engineer in staging",
+      req: deploy("alice", "staging", { gpus: 1, replicas: 1 }),
+      ok: true,
+      codes: ["POLICY_ALLOW"],
+      tier: 2
+    },
+    {
+      name: "ml-engineer over 4 GPUs",
+      req: deploy("alice", "dev", { gpus: 5, replicas: 1 }),
+      ok: false,
+      codes: ["RESOURCE_LIMIT_EXCEEDED"]
+    },
+    {
+      name: "replicas above 4 are clamped",
+      req: deploy("alice", "dev", { gpus: 1, replicas: 9 }),
+      ok: true,
+      codes: ["POLICY_ALLOW", "RESOURCE_CLAMPED"],
+      tier: 2,
+      granted: { replicas: 4 }
+    },
+    {
+      name: "prod without escalation",
+      req: deploy("alice", "prod", { gpus: 1, replicas: 1 }),
+      ok: false,
+      codes: ["ESCALATION_REASON_MISSING"]
+    },
+    {
+      name: "prod escalation by ml-engineer",
+      req: deploy("alice", "prod", { gpus: 1, replicas: 1 }, { escalation: true }),
+      ok: false,
+      codes: ["ESCALATION_NOT_APPROVED"]
+    },
+    {
+      name: "prod escalation by ml-admin",
+      req: deploy("bob", "prod", { gpus: 16, replicas: 1 }, { escalation: true }),
+      ok: true,
+      codes: ["POLICY_ALLOW", "ESCALATION_APPROVED"],
+      tier: 3
+    },
+    {
+      name: "ml-admin in prod over 16 GPUs",
+      req: deploy("bob", "prod", { gpus: 17, replicas: 1 }, { escalation: true }),
+      ok: false,
+      codes: ["RESOURCE_LIMIT_EXCEEDED"]
+    },
+    {
+      name: "restricted data outside prod",
+      req: deploy("alice", "dev", { gpus: 1, replicas: 1 }, { dataClassification: "restricted" }),
+      ok: false,
+      codes: ["POLICY_DENY"]
+    }
   ] as const
 
   it.each(rows)("$name", async (row) =>
@@ -58,7 +113,12 @@ describe("reference scenario (SPEC §11) through the Promise facade", () => {
       if (!result.ok) throw new Error("expected admission")
       const ttl = Date.parse(result.envelope.granted!.expiresAt) - Date.parse(result.envelope.decision.decidedAt)
       expect(ttl).toBe(300_000)
-      expect(result.envelope.granted?.escalation).toMatchObject({ reason: "PRIVILEGED_MUTATION", fromTier: 2, toTier: 3, approvedBy: "ml-admin-prod" })
+      expect(result.envelope.granted?.escalation).toMatchObject({
+        reason: "PRIVILEGED_MUTATION",
+        fromTier: 2,
+        toTier: 3,
+        approvedBy: "ml-admin-prod"
+      })
       const first = await egl.dispatch(result.envelope)
       const second = await egl.dispatch(result.envelope)
       expect(first.ok).toBe(true)
@@ -83,11 +143,19 @@ describe("reference scenario (SPEC §11) through the Promise facade", () => {
   it("rejects a malformed request with INVALID_REQUEST and records nothing", () =>
     withGovernance(async (egl) => {
       const before = (await egl.verifyLedger()).length
-      const result = await egl.admit({ ...deploy("alice", "dev", { gpus: 1 }), scope: { environment: "moon" } } as never)
+      const result = await egl.admit({
+        ...deploy("alice", "dev", { gpus: 1 }),
+        scope: { environment: "moon" }
+      } as never)
       expect(result.ok).toBe(false)
       expect(result.reasonCodes).toEqual(["INVALID_REQUEST"])
-      expect(result.ok === false && result.error._tag === "InvalidRequest" && result.error.issues[0]?.path).toBe("scope.environment")
-      const proto = await egl.admit({ ...deploy("alice", "dev", { gpus: 1 }), input: JSON.parse('{"__proto__": {"admin": true}}') })
+      expect(result.ok === false && result.error._tag === "InvalidRequest" && result.error.issues[0]?.path).toBe(
+        "scope.environment"
+      )
+      const proto = await egl.admit({
+        ...deploy("alice", "dev", { gpus: 1 }),
+        input: JSON.parse('{"__proto__": {"admin": true}}')
+      })
       expect(proto.reasonCodes).toEqual(["INVALID_REQUEST"])
       expect(({} as Record<string, unknown>).admin).toBeUndefined()
       expect((await egl.verifyLedger()).length).toBe(before)

@@ -15,12 +15,7 @@ declare global {
 }
 
 export type JcsFailureReason =
-  | "ForbiddenKey"
-  | "LoneSurrogate"
-  | "NonFiniteNumber"
-  | "UnsafeInteger"
-  | "MaxDepthExceeded"
-  | "UnsupportedType"
+  "ForbiddenKey" | "LoneSurrogate" | "NonFiniteNumber" | "UnsafeInteger" | "MaxDepthExceeded" | "UnsupportedType"
 
 export interface JcsFailure {
   readonly _failure: true

@@ -23,7 +23,8 @@ export const formatSchemaError = (
 }
 
 const findPath = (issue: unknown): ReadonlyArray<PropertyKey> | undefined => {
-  let current = issue as { _tag?: string; path?: ReadonlyArray<PropertyKey>; issue?: unknown; issues?: ReadonlyArray<unknown> } | undefined
+  let current = issue as
+    { _tag?: string; path?: ReadonlyArray<PropertyKey>; issue?: unknown; issues?: ReadonlyArray<unknown> } | undefined
   const path: Array<PropertyKey> = []
   while (current !== undefined) {
     if (current._tag === "Pointer" && current.path !== undefined) path.push(...current.path)
