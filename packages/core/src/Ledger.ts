@@ -154,6 +154,11 @@ export interface LedgerStorage {
   append(drafts: ReadonlyArray<RecordDraft>): Effect.Effect<ReadonlyArray<LedgerRecord>, LedgerUnavailable>
   /** Up to `limit` stored positions from index `from`, in order, as stored (not validated). */
   read(from: number, limit: number): Effect.Effect<ReadonlyArray<StoredRecord>, LedgerUnavailable>
+  /**
+   * Optional streaming read for verification: calls `visit` with every stored position from `from`, in order, until it
+   * returns false or the records end. Backends that can stream (a cursor) avoid building pages of records.
+   */
+  scan?(from: number, visit: (record: StoredRecord) => boolean): Effect.Effect<void, LedgerUnavailable>
   /** Records whose `ref` is `ref`, in chain order. */
   findRef(ref: string): Effect.Effect<ReadonlyArray<LedgerRecord>, LedgerUnavailable>
   /** Stores a signed checkpoint. */
@@ -229,33 +234,40 @@ export const verifyStorage = (
     let prev = GENESIS_HASH
     let expected = 0
     let bad: { index: number; failure: VerifyFailure; detail: string } | undefined
-    scan: while (true) {
-      const page = yield* storage.read(expected, pageSize)
-      if (page.length === 0) break
-      for (const r of page) {
-        if (isCorrupt(r)) {
-          bad = { index: expected, failure: "corrupt-record", detail: r.detail }
-          break scan
-        }
-        if (r.index !== expected) {
-          bad = { index: expected, failure: "index-mismatch", detail: `expected index ${expected}, found ${r.index}` }
-          break scan
-        }
-        if (r.prevHash !== prev) {
-          bad = { index: expected, failure: "broken-link", detail: "previous hash does not match the preceding record" }
-          break scan
-        }
-        if (sha256Hex(r.body) !== r.digest) {
-          bad = { index: expected, failure: "digest-mismatch", detail: "payload does not match its digest" }
-          break scan
-        }
-        if (recordHash(r.index, r.kind, r.at, r.ref, r.digest, r.prevHash) !== r.hash) {
-          bad = { index: expected, failure: "hash-mismatch", detail: "record hash does not match its fields" }
-          break scan
-        }
-        prev = r.hash
-        expected++
-        if (wanted.has(expected)) hashesAt.set(expected, prev)
+    // One record of the chain: false (and `bad` set) at the first that does not verify.
+    const check = (r: StoredRecord): boolean => {
+      if (isCorrupt(r)) {
+        bad = { index: expected, failure: "corrupt-record", detail: r.detail }
+        return false
+      }
+      if (r.index !== expected) {
+        bad = { index: expected, failure: "index-mismatch", detail: `expected index ${expected}, found ${r.index}` }
+        return false
+      }
+      if (r.prevHash !== prev) {
+        bad = { index: expected, failure: "broken-link", detail: "previous hash does not match the preceding record" }
+        return false
+      }
+      if (sha256Hex(r.body) !== r.digest) {
+        bad = { index: expected, failure: "digest-mismatch", detail: "payload does not match its digest" }
+        return false
+      }
+      if (recordHash(r.index, r.kind, r.at, r.ref, r.digest, r.prevHash) !== r.hash) {
+        bad = { index: expected, failure: "hash-mismatch", detail: "record hash does not match its fields" }
+        return false
+      }
+      prev = r.hash
+      expected++
+      if (wanted.has(expected)) hashesAt.set(expected, prev)
+      return true
+    }
+    if (storage.scan !== undefined) {
+      yield* storage.scan(0, check)
+    } else {
+      pages: while (bad === undefined) {
+        const page = yield* storage.read(expected, pageSize)
+        if (page.length === 0) break
+        for (const r of page) if (!check(r)) break pages
       }
     }
     const length = Math.max(size, expected)
@@ -580,6 +592,10 @@ export const makeMemoryStorage = (): LedgerStorage => {
         return placed
       }),
     read: (from, limit) => Effect.sync(() => records.slice(from, from + limit)),
+    scan: (from, visit) =>
+      Effect.sync(() => {
+        for (let i = from; i < records.length && visit(records[i]!); i++);
+      }),
     findRef: (ref) => Effect.sync(() => byRef.get(ref) ?? []),
     appendCheckpoint: (cp) =>
       Effect.sync(() => {

@@ -162,6 +162,12 @@ const connect = (path: string, options?: Options): SqliteStorage => {
   )
   const page = db.prepare<[number, number], Row>(`SELECT ${COLUMNS} FROM records WHERE idx >= ? ORDER BY idx LIMIT ?`)
   const byRef = db.prepare<[string], Row>(`SELECT ${COLUMNS} FROM records WHERE ref = ? ORDER BY idx`)
+  // Verification streams raw rows through a cursor: no page of row objects to build and collect.
+  const cursor = db
+    .prepare<[number], ReadonlyArray<unknown>>(
+      "SELECT idx, kind, at, ref, body, digest, prev_hash, hash FROM records WHERE idx >= ? ORDER BY idx"
+    )
+    .raw(true)
   const insertCheckpoint = db.prepare(
     "INSERT INTO checkpoints (size, head_hash, at, key_id, signature) VALUES (?, ?, ?, ?, ?)"
   )
@@ -198,6 +204,30 @@ const connect = (path: string, options?: Options): SqliteStorage => {
         return placed
       }),
     read: (from, limit) => run(() => page.all(from, Math.max(0, limit)).map(fromRow)),
+    scan: (from, visit) =>
+      run(() => {
+        const rows = cursor.iterate(from)
+        try {
+          for (const r of rows) {
+            const [index, kind, at, ref, body, digest, prevHash, hash] = r
+            const record: Ledger.StoredRecord =
+              typeof index === "number" &&
+              KINDS.has(kind) &&
+              typeof at === "string" &&
+              typeof ref === "string" &&
+              typeof body === "string" &&
+              typeof digest === "string" &&
+              typeof prevHash === "string" &&
+              typeof hash === "string"
+                ? { index, kind: kind as Ledger.RecordKind, at, ref, body, digest, prevHash, hash }
+                : { _corrupt: true, index: Number(index), detail: `row ${String(index)} does not hold a ledger record` }
+            if (!visit(record)) break
+          }
+        } finally {
+          // Ends the statement (and its read transaction) when the visitor stops early.
+          rows.return?.()
+        }
+      }),
     findRef: (ref) =>
       run(() =>
         byRef.all(ref).flatMap((row) => {
