@@ -1,22 +1,28 @@
 /**
- * Crash-test child: opens the SQLite ledger once the parent writes a line to stdin (so it can start up while the parent
+ * Crash-test child of `ledgerCrash.ts`: opens a ledger backend once the parent writes a line to stdin (so it can start up while the parent
  * checks the previous run), then appends from many concurrent callers until it is killed. Each record's
  * `index hash` goes to stdout only after its append resolved: those lines are the acknowledgements the parent holds
- * the ledger to. argv: <ledger file>; env EGL_TEST_PRIVATE_KEY: the checkpoint signing key.
+ * the ledger to. argv: <backend module> <ledger file>; env EGL_TEST_PRIVATE_KEY: the checkpoint signing key. The
+ * backend module exports `layer(path, options)`.
  */
 import { Effect, Layer } from "effect"
-import { SqliteLedger } from "../../src/index.ts"
 import { Ledger, Sealer } from "@egl/core"
 
-const file = process.argv[2]!
+const backend = (await import(process.argv[2]!)) as {
+  readonly layer: (
+    path: string,
+    options: Ledger.LedgerOptions
+  ) => Layer.Layer<Ledger.Ledger, Ledger.LedgerUnavailable, Sealer.Sealer>
+}
+const file = process.argv[3]!
 /** Concurrent callers; each waits for its append before the next, so the service groups up to this many per write. */
 const callers = 8
 /** Stops appending after this many records so the ledger stays small over many runs; the parent kills earlier. */
 const cap = 2000
 
-const LedgerLive = SqliteLedger.layer(file, { checkpointEvery: 200, checkpointIntervalMs: 25 }).pipe(
-  Layer.provide(Sealer.Sealer.layer({ privateKeyPem: process.env["EGL_TEST_PRIVATE_KEY"] }))
-)
+const LedgerLive = backend
+  .layer(file, { checkpointEvery: 200, checkpointIntervalMs: 25 })
+  .pipe(Layer.provide(Sealer.Sealer.layer({ privateKeyPem: process.env["EGL_TEST_PRIVATE_KEY"] })))
 
 const program = Effect.gen(function* () {
   const ledger = yield* Ledger.Ledger
