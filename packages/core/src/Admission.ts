@@ -168,7 +168,7 @@ export class Admission extends Context.Service<
     execute<A, E>(
       admitted: Admitted,
       task: (envelope: Envelope.ExecutionEnvelope) => Effect.Effect<A, E>
-    ): Effect.Effect<A | unknown, E | DispatchError | PoolUnavailable | Canonical.CanonicalizationError>
+    ): Effect.Effect<A, E | DispatchError | PoolUnavailable | Canonical.CanonicalizationError>
   }
 >()("@egl/core/Admission") {
   /** The pipeline over the other services' layers. */
@@ -928,7 +928,9 @@ export const make = (options?: AdmissionOptions) =>
             cached: true,
             durationMs: 0
           })
-          return admitted.cached.output
+          // The cache key covers tool, action, input, runtime, policy and capabilities: the cached output is what this
+          // very task returned for an identical execution.
+          return admitted.cached.output as A
         }
         const exit = yield* Effect.exit(router.run(d.pool as PoolName, task(d.envelope)))
         const durationMs = (yield* Clock.currentTimeMillis) - d.startedAt

@@ -53,8 +53,21 @@ export const PrincipalKind = Schema.Literals(["user", "service", "agent"])
 /** @see PrincipalKind */
 export type PrincipalKind = typeof PrincipalKind.Type
 
+/**
+ * Every string of a request must have a canonical form (no lone UTF-16 surrogate), or sealing the envelope would fail
+ * after the decision: such input is an invalid request at the boundary instead.
+ */
+const isWellFormed = Schema.makeFilter<string>((s) => s.isWellFormed() || "a well-formed Unicode string")
+/** A finite number that JSON carries exactly: no integer beyond 2^53 - 1. */
+const isExactNumber = Schema.makeFilter<number>(
+  (n) => !Number.isInteger(n) || Number.isSafeInteger(n) || "an integer within ±(2^53 - 1)"
+)
+
+/** A string of a request: at most `max` characters, well-formed. */
+const Text = (max: number) => Schema.String.pipe(Schema.check(Schema.isMaxLength(max), isWellFormed))
+
 const Identifier = Schema.String.pipe(
-  Schema.check(Schema.isMinLength(1), Schema.isMaxLength(256), Schema.isPattern(/^[^\u0000-\u001f]*$/))
+  Schema.check(Schema.isMinLength(1), Schema.isMaxLength(256), Schema.isPattern(/^[^\u0000-\u001f]*$/), isWellFormed)
 )
 
 /** Who asks: the principal, its roles and tenant, and the chain it acts on behalf of. */
@@ -89,7 +102,7 @@ export type Scope = typeof Scope.Type
 /** Requested or granted resources: numeric quantities (gpus, memoryGiB, replicas, timeoutSeconds) and labels (gpuType). */
 export const Resources = Schema.Record(
   Schema.String.pipe(Schema.check(Schema.isPattern(/^[A-Za-z][A-Za-z0-9_]{0,63}$/))),
-  Schema.Union([Schema.Finite, Schema.String.pipe(Schema.check(Schema.isMaxLength(256))), Schema.Boolean])
+  Schema.Union([Schema.Finite.pipe(Schema.check(isExactNumber)), Text(256), Schema.Boolean])
 )
 /** @see Resources */
 export type Resources = typeof Resources.Type
@@ -97,7 +110,7 @@ export type Resources = typeof Resources.Type
 /** An escalation request: the reason code that names the missing capability, and a human justification. */
 export const EscalationRequest = Schema.Struct({
   reason: EscalationReason,
-  justification: Schema.String.pipe(Schema.check(Schema.isMaxLength(2048)))
+  justification: Text(2048)
 })
 /** @see EscalationRequest */
 export type EscalationRequest = typeof EscalationRequest.Type

@@ -364,7 +364,7 @@ export const createGovernance = async (config: GovernanceConfig): Promise<Govern
             )
           )
         ),
-        (output): ExecuteResult<A> => ({ ok: true, output: output as A, cached: admitted.cached !== undefined }),
+        (output): ExecuteResult<A> => ({ ok: true, output, cached: admitted.cached !== undefined }),
         (error): ExecuteResult<A> => ({ ok: false, error })
       ),
     verifyLedger: (options) => runtime.runPromise(Ledger.use((l) => l.verify(options))),

@@ -161,6 +161,22 @@ describe("reference scenario (SPEC §11) through the Promise facade", () => {
       expect((await egl.verifyLedger()).length).toBe(before)
     }))
 
+  it("input that could not be sealed is INVALID_REQUEST at the boundary, never a sealing failure", () =>
+    withGovernance(async (egl) => {
+      const lone = deploy("bob", "prod", { gpus: 1 }, { escalation: true })
+      const cases = [
+        { ...lone, requested: { ...lone.requested, escalation: { reason: "PRIVILEGED_MUTATION", justification: "bad \uD800" } } },
+        deploy("alice", "dev", { gpus: 2 ** 60 }),
+        deploy("alice", "dev", { gpus: 1, gpuType: "a100\uDC00" }),
+        { ...deploy("alice", "dev", { gpus: 1 }), scope: { environment: "dev", project: "p\uD800" } }
+      ]
+      for (const req of cases) {
+        const result = await egl.admit(req as never)
+        expect(result.reasonCodes).toEqual(["INVALID_REQUEST"])
+      }
+      expect((await egl.verifyLedger()).length).toBe(1)
+    }))
+
   it("an unknown tool is CLASS_UNKNOWN, never a default allow", () =>
     withGovernance(async (egl) => {
       const result = await egl.admit({ ...deploy("bob", "dev", { gpus: 1 }), tool: "shell", action: "exec" })
