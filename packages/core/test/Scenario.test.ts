@@ -165,7 +165,10 @@ describe("reference scenario (SPEC §11) through the Promise facade", () => {
     withGovernance(async (egl) => {
       const lone = deploy("bob", "prod", { gpus: 1 }, { escalation: true })
       const cases = [
-        { ...lone, requested: { ...lone.requested, escalation: { reason: "PRIVILEGED_MUTATION", justification: "bad \uD800" } } },
+        {
+          ...lone,
+          requested: { ...lone.requested, escalation: { reason: "PRIVILEGED_MUTATION", justification: "bad \uD800" } }
+        },
         deploy("alice", "dev", { gpus: 2 ** 60 }),
         deploy("alice", "dev", { gpus: 1, gpuType: "a100\uDC00" }),
         { ...deploy("alice", "dev", { gpus: 1 }), scope: { environment: "dev", project: "p\uD800" } }
