@@ -17,7 +17,7 @@ import { hostname } from "node:os"
 import { Clock, Context, Data, Duration, Effect, Layer, Result, Schema, SchemaIssue } from "effect"
 import { v7 as uuidv7 } from "uuid"
 import { AdmissionRequest, InvalidRequest, type AdmissionRequestInput } from "./AdmissionRequest.ts"
-import { Attestor, defaultDriftPolicy, DriftPolicy, type Attestation } from "./Attestor.ts"
+import { Attestor, defaultDriftPolicy, type Attestation } from "./Attestor.ts"
 import * as Canonical from "./Canonical.ts"
 import {
   CapabilityGuard,
@@ -308,17 +308,6 @@ export const make = (options?: AdmissionOptions) =>
     const deadline = Duration.millis(options?.admissionTimeoutMs ?? 1000)
     const worker = options?.worker ?? `${hostname()}/${process.pid}`
 
-    // Drift budgets are policy data; decode them once per policy version.
-    let driftFor: { readonly id: string; readonly drift: DriftPolicy } | undefined
-    const decodeDrift = Schema.decodeUnknownSync(DriftPolicy)
-    const driftOf = (snapshot: PolicySnapshot): DriftPolicy => {
-      if (driftFor?.id !== snapshot.id) {
-        const raw = snapshot.policy.drift
-        driftFor = { id: snapshot.id, drift: raw === undefined ? defaultDriftPolicy : decodeDrift(raw) }
-      }
-      return driftFor.drift
-    }
-
     /** A malformed answer from the stage in progress: a denial with its code. */
     const malformed = (progress: Progress) =>
       Effect.fail(new ServiceFailed({ service: progress.service, code: progress.code, detail: "malformed answer" }))
@@ -427,7 +416,7 @@ export const make = (options?: AdmissionOptions) =>
           environment: req.scope.environment,
           constraint: requested?.runtime,
           now,
-          drift: driftOf(snapshot)
+          drift: snapshot.policy.drift ?? defaultDriftPolicy
         })
         if (typeof attestation !== "object" || attestation === null || !VERDICTS.has(attestation.verdict))
           return yield* malformed(progress)

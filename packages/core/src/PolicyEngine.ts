@@ -24,6 +24,7 @@
  * @module
  */
 import { Context, Effect, Layer, Schema } from "effect"
+import { DriftPolicy } from "./Attestor.ts"
 import * as Canonical from "./Canonical.ts"
 import { CapabilityName } from "./Capability.ts"
 import { Classifier, type Classification } from "./Classifier.ts"
@@ -106,8 +107,8 @@ export const Policy = Schema.Struct({
   crossTierFallback: Schema.optionalKey(Schema.Boolean),
   /** Default grant lifetime (default 300 s; escalated grants default to 60 s). */
   grantTtlSeconds: Schema.optionalKey(Schema.Int.pipe(Schema.check(Schema.isBetween({ minimum: 1, maximum: 86_400 })))),
-  /** Runtime drift budgets (see `Attestor`). */
-  drift: Schema.optionalKey(Schema.Unknown),
+  /** Runtime drift budgets (default `Attestor.defaultDriftPolicy`). */
+  drift: Schema.optionalKey(DriftPolicy),
   rules: Schema.Array(Rule)
 })
 /** @see Policy */

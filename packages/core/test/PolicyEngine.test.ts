@@ -102,6 +102,7 @@ describe("PolicyEngine", () => {
       { version: "x", rules: [{ id: "range", effect: "allow", match: { resources: { gpus: { min: 4, max: 2 } } } }] },
       /rule "range": resource range "gpus" has min above max/
     ],
+    [{ version: "x", drift: { default: { allow: "major", windowMs: 1 } }, rules: [] }, /drift/],
     [{ rules: [] }, /version/]
   ])("rejects invalid policy at load with a message naming the rule (%#)", async (input, pattern) => {
     expect(await failureMessage(input)).toMatch(pattern)
