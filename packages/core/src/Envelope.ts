@@ -12,6 +12,7 @@ import { CapabilityName } from "./Capability.ts"
 import { ExecutionClass, Tier } from "./ExecutionClass.ts"
 import { EscalationReason, ReasonCode } from "./ReasonCode.ts"
 import * as Canonical from "./Canonical.ts"
+import { canonicalEnvelope } from "./internal/envelopeJcs.ts"
 import { sha256Hex } from "./internal/hash.ts"
 
 /** Envelope schema version. */
@@ -256,8 +257,20 @@ export const unsealed = (envelope: ExecutionEnvelope): UnsealedEnvelope => {
   return { ...rest, decision: unsealedDecision }
 }
 
-/** Canonical form and snapshot id of an unsealed envelope. */
+/**
+ * Canonical form and snapshot id of an unsealed envelope, as the sealer computes them: through a serializer written
+ * for the envelope's shape (the hot path), which yields exactly the generic RFC 8785 text.
+ */
 export const sealedForm = (envelope: UnsealedEnvelope): SealedForm | Canonical.CanonicalizationError => {
+  const canonical = canonicalEnvelope(envelope) ?? Canonical.toCanonicalJsonOrError(envelope)
+  return typeof canonical === "string" ? { canonical, snapshotId: sha256Hex(canonical) } : canonical
+}
+
+/**
+ * The same, through the generic serializer: what verification uses, independently of the sealer's fast path, and
+ * seeing every key an envelope object carries (an added key is a mutation too).
+ */
+const genericForm = (envelope: UnsealedEnvelope): SealedForm | Canonical.CanonicalizationError => {
   const canonical = Canonical.toCanonicalJsonOrError(envelope)
   return typeof canonical === "string" ? { canonical, snapshotId: sha256Hex(canonical) } : canonical
 }
@@ -270,13 +283,13 @@ export const withSnapshotId = (envelope: UnsealedEnvelope, snapshotId: string): 
  * Recomputes the snapshot id of a sealed envelope: `true` when the envelope is exactly what was sealed.
  */
 export const verifySeal = (envelope: ExecutionEnvelope): boolean => {
-  const form = sealedForm(unsealed(envelope))
+  const form = genericForm(unsealed(envelope))
   return !(form instanceof Canonical.CanonicalizationError) && form.snapshotId === envelope.decision.snapshotId
 }
 
 /** The content digest of a sealed envelope (its snapshot id, recomputed). */
 export const digest = (envelope: ExecutionEnvelope): string | Canonical.CanonicalizationError => {
-  const form = sealedForm(unsealed(envelope))
+  const form = genericForm(unsealed(envelope))
   return form instanceof Canonical.CanonicalizationError ? form : form.snapshotId
 }
 
