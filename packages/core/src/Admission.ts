@@ -241,15 +241,21 @@ const violation = (
       return "tier above the baseline without an approved escalation"
     }
   }
-  const allowed = new Set([...cls.capabilities, ...match.required, ...(auth.escalation?.capabilities ?? [])])
-  for (const c of auth.capabilities) if (!allowed.has(c)) return `capability "${c}" was neither requested nor escalated`
-  if (typeof auth.resources !== "object" || auth.resources === null) return "malformed resources"
-  for (const [k, v] of Object.entries(auth.resources)) {
-    const asked = Object.hasOwn(requested, k) ? requested[k] : undefined
-    if (asked === undefined) return `resource "${k}" was not requested`
-    if (typeof v === "number" ? typeof asked !== "number" || v > asked : v !== asked)
-      return `resource "${k}" exceeds the request`
+  const escalated = auth.escalation?.capabilities
+  for (const c of auth.capabilities) {
+    if (!cls.capabilities.includes(c) && !match.required.includes(c) && !(escalated?.includes(c) ?? false)) {
+      return `capability "${c}" was neither requested nor escalated`
+    }
   }
+  if (typeof auth.resources !== "object" || auth.resources === null) return "malformed resources"
+  // Unclamped grants are the requested object itself: nothing to compare.
+  if (auth.resources !== requested)
+    for (const [k, v] of Object.entries(auth.resources)) {
+      const asked = Object.hasOwn(requested, k) ? requested[k] : undefined
+      if (asked === undefined) return `resource "${k}" was not requested`
+      if (typeof v === "number" ? typeof asked !== "number" || v > asked : v !== asked)
+        return `resource "${k}" exceeds the request`
+    }
   if (typeof auth.ttlSeconds !== "number" || !(auth.ttlSeconds > 0)) return "malformed grant lifetime"
   return undefined
 }
