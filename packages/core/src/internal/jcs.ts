@@ -14,9 +14,11 @@ declare global {
   }
 }
 
+/** Why a value has no canonical form. */
 export type JcsFailureReason =
   "ForbiddenKey" | "LoneSurrogate" | "NonFiniteNumber" | "UnsafeInteger" | "MaxDepthExceeded" | "UnsupportedType"
 
+/** A canonicalization failure, returned as a value. */
 export interface JcsFailure {
   readonly _failure: true
   readonly reason: JcsFailureReason
@@ -41,6 +43,7 @@ const within = (f: JcsFailure, segment: string | number): JcsFailure => {
 export const pathOf = (f: JcsFailure): string =>
   f.segments.reduce<string>((acc, s) => (typeof s === "number" ? `${acc}[${s}]` : acc === "" ? s : `${acc}.${s}`), "")
 
+/** True when serialization failed. */
 export const isFailure = (u: string | JcsFailure): u is JcsFailure => typeof u !== "string"
 
 // Strings without quotes, backslashes, control characters or surrogates serialize as themselves between quotes; only
