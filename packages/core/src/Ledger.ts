@@ -340,7 +340,12 @@ export interface LedgerOptions {
   readonly checkpointEvery?: number | undefined
   /** Sign a checkpoint this often when records arrived since the last one (default 5000 ms). */
   readonly checkpointIntervalMs?: number | undefined
-  /** An append not durable within this time fails with {@link LedgerUnavailable} (default 5000 ms). */
+  /**
+   * An append not durable within this time fails with {@link LedgerUnavailable} (default 5000 ms). The write itself
+   * may still land later (the caller was refused, so nothing executed on it); the next successful append brings the
+   * service's head up to date. A synchronous backend (SQLite through better-sqlite3) blocks the event loop while it
+   * writes, so the timer cannot preempt it: its busy timeout bounds the wait instead.
+   */
   readonly appendTimeoutMs?: number | undefined
   /** Most records written in one group commit (default 4096). */
   readonly maxBatch?: number | undefined
