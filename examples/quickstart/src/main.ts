@@ -28,6 +28,8 @@ const egl = await createGovernance({
   registry,
   policy,
   keys: { privateKeyPem: readFileSync(keyFile, "utf8") },
+  // The runtime fingerprint covers the workspace lockfile: a dependency change is a new runtime.
+  runtime: { lockfiles: [join(process.cwd(), "..", "..", "pnpm-lock.yaml")].filter((f) => existsSync(f)) },
   ledger: ledgerOf(process.env.EGL_LEDGER)
 })
 
