@@ -9,10 +9,12 @@ const vectors = resolve(import.meta.dirname, "../../../../shared/vectors/jcs")
 const present = existsSync(join(vectors, "input"))
 
 describe("RFC 8785 vectors", () => {
-  it.runIf(!present && process.env.CI === "true")("are present in CI", () => {
-    expect.fail(`JCS vectors not present at ${vectors}`)
-  })
-  it.skipIf(!present)(`canonicalize every input to its output (${present ? vectors : "vectors not present"})`, () => {
+  it(`canonicalize every input to its output (${present ? vectors : "vectors not present"})`, () => {
+    if (!present) {
+      // A clone without ../shared reports them as not present; CI always has them.
+      expect(process.env.CI, `JCS vectors not present at ${vectors}`).not.toBe("true")
+      return
+    }
     const names = readdirSync(join(vectors, "input")).filter((n) => n.endsWith(".json"))
     expect(names.length).toBeGreaterThanOrEqual(6)
     for (const name of names) {
