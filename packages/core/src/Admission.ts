@@ -32,6 +32,7 @@ import { CapabilityUnknown, ClassUnknown, Classifier, ToolStageBlocked, type Cla
 import { DecisionLog } from "./DecisionLog.ts"
 import * as Determinism from "./DeterminismEngine.ts"
 import * as Envelope from "./Envelope.ts"
+import { decision } from "./internal/decision.ts"
 import { sha256Hex } from "./internal/hash.ts"
 import { isClassification, isPolicyMatch, isTier, VERDICTS, violation } from "./internal/serviceAnswers.ts"
 import { IsolationRouter, PoolUnavailable, type PoolName, type Selection } from "./IsolationRouter.ts"
@@ -234,7 +235,11 @@ export const make = (options?: AdmissionOptions) =>
 
     /** A malformed answer from the stage in progress: a denial with its code. */
     const malformed = (progress: Progress) =>
-      Effect.fail(new ServiceFailed({ service: progress.service, code: progress.code, detail: "malformed answer" }))
+      Effect.fail(
+        decision(
+          () => new ServiceFailed({ service: progress.service, code: progress.code, detail: "malformed answer" })
+        )
+      )
 
     interface Progress {
       readonly inputDigest: string
@@ -279,7 +284,9 @@ export const make = (options?: AdmissionOptions) =>
           const defect = cause.reasons.find((r) => r._tag === "Die" || r._tag === "Fail")
           const detail =
             defect === undefined ? "interrupted" : describe(defect._tag === "Die" ? defect.defect : defect.error)
-          return Effect.fail(new ServiceFailed({ service: progress.service, code: progress.code, detail }))
+          return Effect.fail(
+            decision(() => new ServiceFailed({ service: progress.service, code: progress.code, detail }))
+          )
         })
       )
 
@@ -350,7 +357,7 @@ export const make = (options?: AdmissionOptions) =>
             attestation.code === "RUNTIME_DRIFT_BLOCKED" || attestation.code === "RUNTIME_QUARANTINED"
               ? attestation.code
               : "RUNTIME_UNATTESTED"
-          return yield* new RuntimeRejected({ code, detail: attestation.detail })
+          return yield* decision(() => new RuntimeRejected({ code, detail: attestation.detail }))
         }
 
         const notices: Array<NoticeCode> = [...auth.notices]
@@ -518,7 +525,7 @@ export const make = (options?: AdmissionOptions) =>
                   message: i.message
                 }))
               : []
-          return yield* new InvalidRequest({ detail: "the admission request is invalid", issues })
+          return yield* decision(() => new InvalidRequest({ detail: "the admission request is invalid", issues }))
         }
         const req = decoded.value
         const inputText = Canonical.toCanonicalJsonOrError(req.input ?? null)
@@ -655,7 +662,7 @@ export const make = (options?: AdmissionOptions) =>
             },
             "admission denied"
           )
-          return yield* new Denied({ envelope, reason })
+          return yield* decision(() => new Denied({ envelope, reason }))
         }
 
         const d = outcome.success

@@ -15,6 +15,7 @@
  */
 import { Context, Effect, Layer, Schema } from "effect"
 import { Classifier, type Classification } from "./Classifier.ts"
+import { decision } from "./internal/decision.ts"
 import type { ApprovedEscalation, EscalationRequest, Resources } from "./Envelope.ts"
 import { maxTier, type Tier } from "./ExecutionClass.ts"
 import type { AllowRule, PolicyMatch } from "./PolicyEngine.ts"
@@ -158,7 +159,10 @@ export const make = (store: GrantStore): Effect.Effect<CapabilityGuard["Service"
       const { classification: cls, match } = input
       if (match.denyRules.length > 0) {
         return Effect.fail(
-          new PolicyDenied({ detail: `denied by rule "${match.denyRules[0]}"`, matchedRules: [...match.denyRules] })
+          decision(
+            () =>
+              new PolicyDenied({ detail: `denied by rule "${match.denyRules[0]}"`, matchedRules: [...match.denyRules] })
+          )
         )
       }
       let capabilities = cls.capabilities
@@ -191,29 +195,39 @@ export const make = (store: GrantStore): Effect.Effect<CapabilityGuard["Service"
         const needs = [...reasons].sort().join(", ")
         if (input.escalation === undefined) {
           return Effect.fail(
-            new EscalationDenied({
-              code: "ESCALATION_REASON_MISSING",
-              detail: `tier ${requiredTier} is above the baseline tier ${baseline} of ${cls.tool}.${cls.action}: an escalation with reason ${needs || "(none defined)"} is required`,
-              matchedRules: [...match.requireRules]
-            })
+            decision(
+              () =>
+                new EscalationDenied({
+                  code: "ESCALATION_REASON_MISSING",
+                  detail: `tier ${requiredTier} is above the baseline tier ${baseline} of ${cls.tool}.${cls.action}: an escalation with reason ${needs || "(none defined)"} is required`,
+                  matchedRules: [...match.requireRules]
+                })
+            )
           )
         }
-        if (!reasons.has(input.escalation.reason)) {
+        const asked = input.escalation.reason
+        if (!reasons.has(asked)) {
           return Effect.fail(
-            new EscalationDenied({
-              code: "ESCALATION_REASON_MISSING",
-              detail: `escalation reason ${input.escalation.reason} names no missing capability; expected ${needs || "(none defined)"}`,
-              matchedRules: [...match.requireRules]
-            })
+            decision(
+              () =>
+                new EscalationDenied({
+                  code: "ESCALATION_REASON_MISSING",
+                  detail: `escalation reason ${asked} names no missing capability; expected ${needs || "(none defined)"}`,
+                  matchedRules: [...match.requireRules]
+                })
+            )
           )
         }
         if (requiredTier - baseline > 1 && !cls.directJump) {
           return Effect.fail(
-            new EscalationDenied({
-              code: "ESCALATION_HOP_LIMIT",
-              detail: `escalation from tier ${baseline} to ${requiredTier} is more than one hop, which class "${cls.executionClass}" does not permit`,
-              matchedRules: [...match.requireRules]
-            })
+            decision(
+              () =>
+                new EscalationDenied({
+                  code: "ESCALATION_HOP_LIMIT",
+                  detail: `escalation from tier ${baseline} to ${requiredTier} is more than one hop, which class "${cls.executionClass}" does not permit`,
+                  matchedRules: [...match.requireRules]
+                })
+            )
           )
         }
       }
@@ -231,21 +245,27 @@ export const make = (store: GrantStore): Effect.Effect<CapabilityGuard["Service"
       if (rule === undefined) {
         if (escalating) {
           return Effect.fail(
-            new EscalationDenied({
-              code: "ESCALATION_NOT_APPROVED",
-              detail: `no rule approves escalation ${input.escalation!.reason} to tier ${requiredTier} for this principal and scope`,
-              matchedRules: [...match.requireRules, ...allowIds]
-            })
+            decision(
+              () =>
+                new EscalationDenied({
+                  code: "ESCALATION_NOT_APPROVED",
+                  detail: `no rule approves escalation ${input.escalation!.reason} to tier ${requiredTier} for this principal and scope`,
+                  matchedRules: [...match.requireRules, ...allowIds]
+                })
+            )
           )
         }
         return Effect.fail(
-          new PolicyDenied({
-            detail:
-              match.allows.length === 0
-                ? `no allow rule matches ${cls.tool}.${cls.action} for this principal and scope`
-                : `no matching allow rule grants tier ${requiredTier} with capabilities ${capabilities.join(", ") || "(none)"}`,
-            matchedRules: allowIds
-          })
+          decision(
+            () =>
+              new PolicyDenied({
+                detail:
+                  match.allows.length === 0
+                    ? `no allow rule matches ${cls.tool}.${cls.action} for this principal and scope`
+                    : `no matching allow rule grants tier ${requiredTier} with capabilities ${capabilities.join(", ") || "(none)"}`,
+                matchedRules: allowIds
+              })
+          )
         )
       }
 
@@ -257,7 +277,7 @@ export const make = (store: GrantStore): Effect.Effect<CapabilityGuard["Service"
           if (typeof v !== "number" || v <= cap.max) continue
           if (cap.onExceed === "deny") {
             return Effect.fail(
-              new ResourceLimitExceeded({ resource: name, requested: v, limit: cap.max, rule: rule.id })
+              decision(() => new ResourceLimitExceeded({ resource: name, requested: v, limit: cap.max, rule: rule.id }))
             )
           }
           ;(clamped ??= []).push(name)
@@ -307,14 +327,17 @@ export const make = (store: GrantStore): Effect.Effect<CapabilityGuard["Service"
         outcome === "consumed"
           ? Effect.void
           : Effect.fail(
-              new GrantRejected({
-                code: outcome === "expired" ? "GRANT_EXPIRED" : "GRANT_REUSED",
-                envelopeId: grant.envelopeId,
-                detail:
-                  outcome === "expired"
-                    ? `the grant of ${grant.envelopeId} expired at ${grant.expiresAt}`
-                    : `the grant of ${grant.envelopeId} was already used`
-              })
+              decision(
+                () =>
+                  new GrantRejected({
+                    code: outcome === "expired" ? "GRANT_EXPIRED" : "GRANT_REUSED",
+                    envelopeId: grant.envelopeId,
+                    detail:
+                      outcome === "expired"
+                        ? `the grant of ${grant.envelopeId} expired at ${grant.expiresAt}`
+                        : `the grant of ${grant.envelopeId} was already used`
+                  })
+              )
             )
       )
 

@@ -20,6 +20,7 @@ import { Context, Effect, Layer, Schema } from "effect"
 import { CapabilityCatalog, CapabilityName, defaultCatalog, type CapabilitySpec } from "./Capability.ts"
 import { defaultClassProfiles, ExecutionClass, maxTier, Tier, type ClassProfile } from "./ExecutionClass.ts"
 import * as Envelope from "./Envelope.ts"
+import { decision } from "./internal/decision.ts"
 import { formatSchemaError } from "./internal/schemaError.ts"
 
 /** Lifecycle stage of a tool (SPEC §10). */
@@ -267,10 +268,11 @@ export const make = (input: RegistryInput): Effect.Effect<Classifier["Service"],
       input: ClassifyInput
     ): Effect.Effect<Classification, ClassUnknown | CapabilityUnknown | ToolStageBlocked> => {
       const resolved = actions.get(`${input.tool}\u0000${input.action}`)
-      if (resolved === undefined) return Effect.fail(new ClassUnknown({ tool: input.tool, action: input.action }))
+      if (resolved === undefined)
+        return Effect.fail(decision(() => new ClassUnknown({ tool: input.tool, action: input.action })))
       if (!admittingStages.has(resolved.stage)) {
         return Effect.fail(
-          new ToolStageBlocked({ tool: resolved.tool, action: resolved.action, stage: resolved.stage })
+          decision(() => new ToolStageBlocked({ tool: resolved.tool, action: resolved.action, stage: resolved.stage }))
         )
       }
       let extra: Array<string> | undefined
@@ -282,7 +284,7 @@ export const make = (input: RegistryInput): Effect.Effect<Classifier["Service"],
       if (requested !== undefined) {
         for (const c of requested) {
           if (catalog[c] === undefined || !Object.hasOwn(catalog, c))
-            return Effect.fail(new CapabilityUnknown({ capability: c }))
+            return Effect.fail(decision(() => new CapabilityUnknown({ capability: c })))
           if (!resolved.capabilities.includes(c)) (extra ??= []).push(c)
         }
       }
