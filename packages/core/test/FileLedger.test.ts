@@ -3,67 +3,23 @@ import {
   appendFileSync,
   copyFileSync,
   existsSync,
-  mkdtempSync,
   readFileSync,
-  rmSync,
   statSync,
   symlinkSync,
   utimesSync,
   writeFileSync
 } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
 import { Effect } from "effect"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { beforeAll, describe, expect, it } from "vitest"
 import * as FileLedger from "../src/FileLedger.ts"
 import * as Ledger from "../src/Ledger.ts"
-import * as Sealer from "../src/Sealer.ts"
+import { appendSequentially, draftOf, ledgerFixture, prng } from "../../../test/support/ledgerFixture.ts"
 
-const keys = Sealer.generateKeyPair()
-const SealerLive = Sealer.Sealer.layer({ privateKeyPem: keys.privateKeyPem })
-const dir = mkdtempSync(join(tmpdir(), "egl-file-ledger-"))
-afterAll(() => rmSync(dir, { recursive: true, force: true }))
-let files = 0
-const fresh = () => join(dir, `ledger-${files++}.jsonl`)
-
-const draftOf = (i: number, ref = `env-${i}`, kind: Ledger.RecordKind = "decision") =>
-  Ledger.draft(
-    kind,
-    new Date(Date.UTC(2025, 0, 1, 0, 0, i)).toISOString(),
-    ref,
-    JSON.stringify({ n: i, note: "payload text" })
-  )
-
-/** Runs `f` against a ledger service over the file; closing signs a final checkpoint, as a clean stop does. */
-const withLedger = <A, E>(
-  file: string,
-  f: (ledger: Ledger.Ledger["Service"], storage: FileLedger.FileStorage) => Effect.Effect<A, E>,
-  options?: Ledger.LedgerOptions
-) =>
-  Effect.runPromise(
-    Effect.scoped(
-      Effect.gen(function* () {
-        const storage = yield* FileLedger.open(file)
-        const ledger = yield* Ledger.make(storage, { checkpointIntervalMs: 0, ...options })
-        return yield* f(ledger, storage)
-      })
-    ).pipe(Effect.provide(SealerLive))
-  )
-
-/** Verifies the file with only the public key, as an auditor would. */
-const verifyFile = (file: string) =>
-  Effect.runPromise(
-    Effect.scoped(Effect.flatMap(FileLedger.open(file), (s) => Ledger.verifyStorage(s, [keys.publicKeyPem])))
-  )
-
-const withStorage = <A, E>(file: string, f: (s: FileLedger.FileStorage) => Effect.Effect<A, E>) =>
-  Effect.runPromise(Effect.scoped(Effect.flatMap(FileLedger.open(file), f)))
-
-const appendSequentially = (ledger: Ledger.Ledger["Service"], from: number, count: number) =>
-  Effect.forEach(
-    Array.from({ length: count }, (_, i) => from + i),
-    (i) => ledger.append(draftOf(i))
-  )
+const { fresh, withLedger, withStorage, verifyFile } = ledgerFixture({
+  name: "file",
+  extension: "jsonl",
+  open: FileLedger.open
+})
 
 const lines = (file: string) => readFileSync(file, "utf8").split("\n").slice(0, -1)
 const writeLines = (file: string, ls: ReadonlyArray<string>) => writeFileSync(file, ls.map((l) => `${l}\n`).join(""))
@@ -74,14 +30,6 @@ const copyLedger = (from: string) => {
   copyFileSync(from, to)
   copyFileSync(`${from}.checkpoints`, `${to}.checkpoints`)
   return to
-}
-
-/** Deterministic PRNG (mulberry32) so a failing tamper position can be replayed. */
-const prng = (seed: number) => () => {
-  seed = (seed + 0x6d2b79f5) | 0
-  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296
 }
 
 describe("FileLedger", () => {

@@ -1,54 +1,15 @@
-import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
-import { Ledger, Sealer } from "@egl/core"
+import { copyFileSync, existsSync } from "node:fs"
 import Database from "better-sqlite3"
 import { Effect } from "effect"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { beforeAll, describe, expect, it } from "vitest"
 import { SqliteLedger } from "../src/index.ts"
+import { appendSequentially, draftOf, ledgerFixture, prng } from "../../../test/support/ledgerFixture.ts"
 
-const keys = Sealer.generateKeyPair()
-const SealerLive = Sealer.Sealer.layer({ privateKeyPem: keys.privateKeyPem })
-const dir = mkdtempSync(join(tmpdir(), "egl-sqlite-ledger-"))
-afterAll(() => rmSync(dir, { recursive: true, force: true }))
-let files = 0
-const fresh = () => join(dir, `ledger-${files++}.db`)
-
-const draftOf = (i: number, ref = `env-${i}`, kind: Ledger.RecordKind = "decision") =>
-  Ledger.draft(
-    kind,
-    new Date(Date.UTC(2025, 0, 1, 0, 0, i)).toISOString(),
-    ref,
-    JSON.stringify({ n: i, note: "payload text" })
-  )
-
-/** Runs `f` against a ledger service over the database; closing signs a final checkpoint, as a clean stop does. */
-const withLedger = <A, E>(
-  file: string,
-  f: (ledger: Ledger.Ledger["Service"], storage: SqliteLedger.SqliteStorage) => Effect.Effect<A, E>,
-  options?: Ledger.LedgerOptions
-) =>
-  Effect.runPromise(
-    Effect.scoped(
-      Effect.gen(function* () {
-        const storage = yield* SqliteLedger.open(file)
-        const ledger = yield* Ledger.make(storage, { checkpointIntervalMs: 0, ...options })
-        return yield* f(ledger, storage)
-      })
-    ).pipe(Effect.provide(SealerLive))
-  )
-
-const withStorage = <A, E>(file: string, f: (s: SqliteLedger.SqliteStorage) => Effect.Effect<A, E>) =>
-  Effect.runPromise(Effect.scoped(Effect.flatMap(SqliteLedger.open(file), f)))
-
-/** Verifies the database with only the public key, as an auditor would. */
-const verifyFile = (file: string) => withStorage(file, (s) => Ledger.verifyStorage(s, [keys.publicKeyPem]))
-
-const appendSequentially = (ledger: Ledger.Ledger["Service"], from: number, count: number) =>
-  Effect.forEach(
-    Array.from({ length: count }, (_, i) => from + i),
-    (i) => ledger.append(draftOf(i))
-  )
+const { fresh, withLedger, withStorage, verifyFile } = ledgerFixture({
+  name: "sqlite",
+  extension: "db",
+  open: (path) => SqliteLedger.open(path)
+})
 
 /** Edits the database behind the ledger's back, as someone with file access could. */
 const tamper = (file: string, f: (db: Database.Database) => void) => {
@@ -58,14 +19,6 @@ const tamper = (file: string, f: (db: Database.Database) => void) => {
   } finally {
     db.close()
   }
-}
-
-/** Deterministic PRNG (mulberry32) so a failing tamper position can be replayed. */
-const prng = (seed: number) => () => {
-  seed = (seed + 0x6d2b79f5) | 0
-  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296
 }
 
 describe("SqliteLedger", () => {
