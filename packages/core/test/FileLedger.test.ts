@@ -163,6 +163,24 @@ describe("FileLedger", () => {
       }
     })
 
+    it("finds the exact record when any byte of its line is flipped", async () => {
+      const random = prng(20250103)
+      for (let trial = 0; trial < 200; trial++) {
+        const file = copyLedger(pristine)
+        const ls = lines(file)
+        const k = Math.floor(random() * size)
+        const line = ls[k]!
+        const at = Math.floor(random() * line.length)
+        // Any bit of the low seven: the byte stays ASCII, and may become a quote, a brace or a newline.
+        const flipped = String.fromCharCode(line.charCodeAt(at) ^ (1 << Math.floor(random() * 7)))
+        ls[k] = line.slice(0, at) + flipped + line.slice(at + 1)
+        writeLines(file, ls)
+        const report = await verifyFile(file)
+        expect(report.ok, `trial ${trial}: record ${k}, byte ${at}`).toBe(false)
+        expect(report.firstBadIndex, `trial ${trial}: record ${k}, byte ${at} -> ${report.failure}`).toBe(k)
+      }
+    })
+
     it("finds a deleted record", async () => {
       for (const k of [0, 7, size - 2]) {
         const file = copyLedger(pristine)
