@@ -47,7 +47,11 @@ export type RuntimeManifest = typeof RuntimeManifest.Type
 export class ManifestError extends Schema.TaggedError<ManifestError>()("ManifestError", {
   reason: Schema.Literals(["invalid", "lockfile-unreadable"]),
   detail: Schema.String
-}) {}
+}) {
+  override get message(): string {
+    return this.detail
+  }
+}
 
 /**
  * The fingerprint of a runtime: SHA-256 (lowercase hex) of the manifest's RFC 8785 form.

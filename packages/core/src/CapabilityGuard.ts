@@ -72,7 +72,11 @@ export class GrantRejected extends Schema.TaggedError<GrantRejected>()("GrantRej
 /** The grant store could not answer; the grant is not used (fail closed). */
 export class GrantStoreUnavailable extends Schema.TaggedError<GrantStoreUnavailable>()("GrantStoreUnavailable", {
   detail: Schema.String
-}) {}
+}) {
+  override get message(): string {
+    return this.detail
+  }
+}
 
 /** The guard's answer for an admissible request. */
 export interface Authorization {

@@ -25,7 +25,11 @@ import { sha256Hex } from "./internal/hash.ts"
 /** The cache backend failed. The engine turns this into a miss; it never reaches an admission. */
 export class CacheUnavailable extends Schema.TaggedError<CacheUnavailable>()("CacheUnavailable", {
   detail: Schema.String
-}) {}
+}) {
+  override get message(): string {
+    return this.detail
+  }
+}
 
 /** A cached execution result. */
 export interface CacheEntry {

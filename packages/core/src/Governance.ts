@@ -146,7 +146,11 @@ export type ExecuteResult<A> =
 /** The task given to {@link Governance.execute} rejected; its outcome is recorded as failed. */
 export class TaskFailed extends Schema.TaggedError<TaskFailed>()("TaskFailed", {
   cause: Schema.Defect()
-}) {}
+}) {
+  override get message(): string {
+    return `the task failed: ${this.cause instanceof Error ? this.cause.message : String(this.cause)}`
+  }
+}
 
 /** A governance instance. */
 export interface Governance {

@@ -74,7 +74,11 @@ export type RouterConfig = {
 /** Pool settings are invalid (raised when the layer is built, never per request). */
 export class PoolConfigError extends Schema.TaggedError<PoolConfigError>()("PoolConfigError", {
   detail: Schema.String
-}) {}
+}) {
+  override get message(): string {
+    return this.detail
+  }
+}
 
 /** No pool may serve the tier: denial `POOL_UNAVAILABLE`. */
 export class PoolUnavailable extends Schema.TaggedError<PoolUnavailable>()("PoolUnavailable", {

@@ -30,7 +30,11 @@ export type RecordKind = typeof RecordKind.Type
 /** The ledger could not accept or read a record. Nothing may execute on its account. */
 export class LedgerUnavailable extends Schema.TaggedError<LedgerUnavailable>()("LedgerUnavailable", {
   detail: Schema.String
-}) {}
+}) {
+  override get message(): string {
+    return this.detail
+  }
+}
 
 /** A record to append, before the ledger places it in the chain. */
 export interface RecordDraft {

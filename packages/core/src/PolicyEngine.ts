@@ -131,6 +131,9 @@ export class PolicyUnavailable extends Schema.TaggedError<PolicyUnavailable>()("
 }) {
   /** Reason code of this denial. */
   readonly code = "POLICY_UNAVAILABLE" as const
+  override get message(): string {
+    return this.detail
+  }
 }
 
 /** A loaded policy version: content address and signature. */

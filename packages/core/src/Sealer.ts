@@ -18,7 +18,11 @@ import { sha256Hex } from "./internal/hash.ts"
 /** The sealer could not seal or sign (bad key, uncanonicalizable envelope, crypto failure). */
 export class SealerUnavailable extends Schema.TaggedError<SealerUnavailable>()("SealerUnavailable", {
   detail: Schema.String
-}) {}
+}) {
+  override get message(): string {
+    return this.detail
+  }
+}
 
 /** Key material from configuration. */
 export interface SealerKeys {
