@@ -33,7 +33,7 @@ import { ExecutionClass, Tier } from "./ExecutionClass.ts"
 import { formatSchemaError } from "./internal/schemaError.ts"
 import { sha256Hex } from "./internal/hash.ts"
 import { EscalationReason } from "./ReasonCode.ts"
-import { Sealer } from "./Sealer.ts"
+import { Sealer, verifySignature } from "./Sealer.ts"
 
 const Name = Schema.String.pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(256)))
 const NameList = Schema.Array(Name).pipe(Schema.check(Schema.isMinLength(1)))
@@ -152,6 +152,27 @@ export interface PolicySnapshot {
 
 /** The message a policy snapshot signature covers. */
 export const policyMessage = (snapshotId: string, version: string): string => `egl-policy/v1\n${snapshotId}\n${version}`
+
+/** A policy snapshot as the ledger records it (the body of a `policy` record). */
+export interface RecordedSnapshot {
+  readonly snapshotId: string
+  readonly version: string
+  readonly signature: string
+  readonly policy: unknown
+}
+
+/**
+ * Verifies a recorded policy snapshot with only the public key: the id is the SHA-256 of the policy's canonical form,
+ * and the signature covers that id and the version. Never throws.
+ */
+export const verifySnapshot = (publicKeyPem: string, recorded: RecordedSnapshot): boolean => {
+  const canonical = Canonical.toCanonicalJsonOrError(recorded.policy)
+  return (
+    typeof canonical === "string" &&
+    sha256Hex(canonical) === recorded.snapshotId &&
+    verifySignature(publicKeyPem, policyMessage(recorded.snapshotId, recorded.version), recorded.signature)
+  )
+}
 
 /** A compiled allow rule. */
 export interface AllowRule {

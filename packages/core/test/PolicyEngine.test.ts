@@ -1,6 +1,6 @@
 import { Effect, Exit, Layer } from "effect"
 import { describe, expect, it } from "vitest"
-import { Classifier, PolicyEngine, Sealer } from "@egl/core"
+import { Classifier, createGovernance, Ledger, PolicyEngine, Sealer } from "@egl/core"
 import { policy, registry } from "./fixtures/scenario.ts"
 
 const run = <A, E>(effect: Effect.Effect<A, E, PolicyEngine.PolicyEngine>, input: unknown = policy) =>
@@ -65,6 +65,24 @@ describe("PolicyEngine", () => {
     expect(
       Sealer.verifySignature(publicKeyPem, PolicyEngine.policyMessage(before.id, after.version), after.signature)
     ).toBe(false)
+  })
+
+  it("the policy record in the ledger verifies with the public key alone, and not once altered", async () => {
+    const egl = await createGovernance({ registry, policy })
+    try {
+      const snapshot = await egl.policySnapshot()
+      const [record] = await egl.runtime.runPromise(Ledger.Ledger.use((l) => l.history(snapshot.id)))
+      expect(record?.kind).toBe("policy")
+      const recorded = JSON.parse(record!.body) as PolicyEngine.RecordedSnapshot
+      expect(PolicyEngine.verifySnapshot(egl.publicKeyPem, recorded)).toBe(true)
+      const loosened = structuredClone(recorded) as { policy: { rules: Array<unknown> } }
+      loosened.policy.rules.shift()
+      expect(PolicyEngine.verifySnapshot(egl.publicKeyPem, loosened as never)).toBe(false)
+      expect(PolicyEngine.verifySnapshot(Sealer.generateKeyPair().publicKeyPem, recorded)).toBe(false)
+      expect(PolicyEngine.verifySnapshot(egl.publicKeyPem, { ...recorded, version: "other" })).toBe(false)
+    } finally {
+      await egl.close()
+    }
   })
 
   it.each([
