@@ -15,7 +15,7 @@ import * as FileLedger from "../src/FileLedger.ts"
 import * as Ledger from "../src/Ledger.ts"
 import { appendSequentially, draftOf, ledgerFixture, prng } from "../../../test/support/ledgerFixture.ts"
 
-const { fresh, withLedger, withStorage, verifyFile } = ledgerFixture({
+const { fresh, itGroupCommits, withLedger, withStorage, verifyFile } = ledgerFixture({
   name: "file",
   extension: "jsonl",
   open: FileLedger.open
@@ -77,25 +77,10 @@ describe("FileLedger", () => {
     expect(await verifyFile(file)).toMatchObject({ ok: true, length: 7, checkpointsVerified: 2 })
   })
 
-  it("group-commits concurrent appends into fewer durable writes, each caller getting its own record", async () => {
-    const file = fresh()
-    const count = 500
-    const { results, commits } = await withLedger(file, (ledger, storage) =>
-      Effect.gen(function* () {
-        const results = yield* Effect.forEach(
-          Array.from({ length: count }, (_, i) => i),
-          (i) => ledger.append(draftOf(i)),
-          { concurrency: "unbounded" }
-        )
-        return { results, commits: storage.commits }
-      })
-    )
-    expect(new Set(results.map((r) => r.index)).size).toBe(count)
-    results.forEach((r, i) => expect(r.ref).toBe(`env-${i}`))
-    expect(commits).toBeGreaterThan(0)
-    expect(commits).toBeLessThan(count / 10)
-    expect(await verifyFile(file)).toMatchObject({ ok: true, length: count })
-  })
+  itGroupCommits(
+    "group-commits concurrent appends into fewer durable writes, each caller getting its own record",
+    (storage) => storage.commits
+  )
 
   it("serializes concurrent appends made directly on the storage", async () => {
     const file = fresh()

@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from "vitest"
 import { SqliteLedger } from "../src/index.ts"
 import { appendSequentially, draftOf, ledgerFixture, prng } from "../../../test/support/ledgerFixture.ts"
 
-const { fresh, withLedger, withStorage, verifyFile } = ledgerFixture({
+const { fresh, itGroupCommits, withLedger, withStorage, verifyFile } = ledgerFixture({
   name: "sqlite",
   extension: "db",
   open: (path) => SqliteLedger.open(path)
@@ -70,25 +70,10 @@ describe("SqliteLedger", () => {
     expect(error.detail).toContain("schema version 99 is newer")
   })
 
-  it("group-commits concurrent appends into fewer transactions, each caller getting its own record", async () => {
-    const file = fresh()
-    const count = 500
-    const { results, commits } = await withLedger(file, (ledger, storage) =>
-      Effect.gen(function* () {
-        const results = yield* Effect.forEach(
-          Array.from({ length: count }, (_, i) => i),
-          (i) => ledger.append(draftOf(i)),
-          { concurrency: "unbounded" }
-        )
-        return { results, commits: storage.commits }
-      })
-    )
-    expect(new Set(results.map((r) => r.index)).size).toBe(count)
-    results.forEach((r, i) => expect(r.ref).toBe(`env-${i}`))
-    expect(commits).toBeGreaterThan(0)
-    expect(commits).toBeLessThan(count / 10)
-    expect(await verifyFile(file)).toMatchObject({ ok: true, length: count })
-  })
+  itGroupCommits(
+    "group-commits concurrent appends into fewer transactions, each caller getting its own record",
+    (storage) => storage.commits
+  )
 
   it("links after the other connection's records when two connections share the file", async () => {
     const file = fresh()
