@@ -5,16 +5,23 @@ import { defineConfig } from "vitest/config"
 // each package exports a "@egl/source" condition that points at src/index.ts.
 const conditions = ["@egl/source"]
 
+const project = (name: string, root: string) => ({
+  extends: true as const,
+  test: { name, root, include: ["test/**/*.test.ts"] }
+})
+
 export default defineConfig({
   resolve: { conditions: [...conditions, ...defaultClientConditions] },
   ssr: { resolve: { conditions: [...conditions, ...defaultServerConditions] } },
   test: {
     projects: [
-      { extends: true, test: { name: "core", root: "packages/core", include: ["test/**/*.test.ts"] } },
-      {
-        extends: true,
-        test: { name: "ledger-sqlite", root: "packages/ledger-sqlite", include: ["test/**/*.test.ts"] }
-      },
+      project("core", "packages/core"),
+      project("ledger-sqlite", "packages/ledger-sqlite"),
+      project("express", "packages/express"),
+      project("nest", "packages/nest"),
+      project("trpc", "packages/trpc"),
+      project("cli", "packages/cli"),
+      project("serving-api", "apps/serving-api"),
       {
         extends: true,
         test: {

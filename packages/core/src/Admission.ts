@@ -14,9 +14,9 @@
  * @module
  */
 import { hostname } from "node:os"
-import { Clock, Context, Data, Duration, Effect, Layer, Result, Schema, SchemaIssue } from "effect"
+import { Clock, Context, Data, Duration, Effect, Layer, Result, Schema } from "effect"
 import { v7 as uuidv7 } from "uuid"
-import { AdmissionRequest, InvalidRequest, type AdmissionRequestInput } from "./AdmissionRequest.ts"
+import { AdmissionRequest, InvalidRequest, invalidRequestOf, type AdmissionRequestInput } from "./AdmissionRequest.ts"
 import { Attestor, defaultDriftPolicy, type Attestation } from "./Attestor.ts"
 import * as Canonical from "./Canonical.ts"
 import {
@@ -177,7 +177,6 @@ export class Admission extends Context.Service<
 }
 
 const decodeRequest = Schema.decodeUnknownExit(AdmissionRequest)
-const formatIssues = SchemaIssue.makeFormatterStandardSchemaV1()
 
 const DENIAL_TAGS: ReadonlySet<string> = new Set([
   "ClassUnknown",
@@ -515,17 +514,7 @@ export const make = (options?: AdmissionOptions) =>
       Effect.gen(function* () {
         const decoded = decodeRequest(input)
         if (decoded._tag === "Failure") {
-          const issue = decoded.cause.reasons.find((r) => r._tag === "Fail")
-          const issues =
-            issue !== undefined && issue._tag === "Fail"
-              ? formatIssues(issue.error.issue).issues.map((i) => ({
-                  path: (i.path ?? [])
-                    .map((p) => (typeof p === "object" && p !== null && "key" in p ? String(p.key) : String(p)))
-                    .join("."),
-                  message: i.message
-                }))
-              : []
-          return yield* decision(() => new InvalidRequest({ detail: "the admission request is invalid", issues }))
+          return yield* decision(() => invalidRequestOf(decoded.cause, "the admission request is invalid"))
         }
         const req = decoded.value
         const inputText = Canonical.toCanonicalJsonOrError(req.input ?? null)

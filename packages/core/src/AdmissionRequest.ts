@@ -6,7 +6,7 @@
  * {@link InvalidRequest} (`INVALID_REQUEST`) and never reaches a decision.
  * @module
  */
-import { Schema } from "effect"
+import { type Cause, Schema, SchemaIssue } from "effect"
 import { CapabilityName } from "./Capability.ts"
 import { EscalationRequest, Resources, RuntimeConstraint, Scope, Subject } from "./Envelope.ts"
 import { Tier } from "./ExecutionClass.ts"
@@ -61,4 +61,21 @@ export const parseQualifiedAction = (
   const dot = qualified.lastIndexOf(".")
   if (dot <= 0 || dot === qualified.length - 1) return undefined
   return { tool: qualified.slice(0, dot), action: qualified.slice(dot + 1) }
+}
+
+const formatIssues = SchemaIssue.makeFormatterStandardSchemaV1()
+
+/** The {@link InvalidRequest} of a failed Schema decoding (its cause), with every issue by dotted path. */
+export const invalidRequestOf = (cause: Cause.Cause<Schema.SchemaError>, detail: string): InvalidRequest => {
+  const failure = cause.reasons.find((r) => r._tag === "Fail")
+  const issues =
+    failure !== undefined && failure._tag === "Fail"
+      ? formatIssues(failure.error.issue).issues.map((i) => ({
+          path: (i.path ?? [])
+            .map((p) => (typeof p === "object" && p !== null && "key" in p ? String(p.key) : String(p)))
+            .join("."),
+          message: i.message
+        }))
+      : []
+  return new InvalidRequest({ detail, issues })
 }

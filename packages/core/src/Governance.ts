@@ -43,8 +43,10 @@ import {
   LedgerUnavailable,
   type LedgerOptions,
   type LedgerRecord,
+  type Head,
   type LedgerStorage,
   type StoredEnvelope,
+  type StoredRecord,
   type VerifyOptions,
   type VerifyReport
 } from "./Ledger.ts"
@@ -169,6 +171,10 @@ export interface Governance {
   verifyLedger(options?: VerifyOptions): Promise<VerifyReport>
   /** The sealed envelope with this id, as stored. */
   envelope(id: string): Promise<StoredEnvelope | undefined>
+  /** Up to `limit` stored ledger records from index `from`, as stored (see `Ledger.read`). */
+  records(from: number, limit: number): Promise<ReadonlyArray<StoredRecord>>
+  /** The ledger's current size and head hash. */
+  head(): Promise<Head>
   /** The policy snapshot in force. */
   policySnapshot(): Promise<PolicySnapshot>
   /** The public key that verifies checkpoint and policy signatures. */
@@ -373,6 +379,8 @@ export const createGovernance = async (config: GovernanceConfig): Promise<Govern
       ),
     verifyLedger: (options) => runtime.runPromise(Ledger.use((l) => l.verify(options))),
     envelope: (id) => runtime.runPromise(Ledger.use((l) => l.findEnvelope(id))),
+    records: (from, limit) => runtime.runPromise(Ledger.use((l) => l.read(from, limit))),
+    head: () => runtime.runPromise(Ledger.use((l) => l.head)),
     policySnapshot: () => runtime.runPromise(PolicyEngine.use((p) => p.current)),
     close: () => runtime.dispose()
   }

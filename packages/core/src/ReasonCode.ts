@@ -26,6 +26,7 @@ export const DenialCodes = [
   "POOL_UNAVAILABLE",
   "LEDGER_UNAVAILABLE",
   "SEALER_UNAVAILABLE",
+  "GRANT_STORE_UNAVAILABLE",
   "ENVELOPE_INVALID",
   "INVALID_REQUEST"
 ] as const
@@ -40,6 +41,14 @@ export const NoticeCodes = [
   "CACHE_POISONED",
   "CROSS_TIER_FALLBACK"
 ] as const
+
+/**
+ * Codes of refusals at the boundary, before any admission: they never appear in an envelope or the ledger, only in
+ * problem responses (`401`, `503` from the identity resolver, `413`).
+ */
+export const BoundaryCodes = ["UNAUTHENTICATED", "IDENTITY_UNAVAILABLE", "REQUEST_TOO_LARGE"] as const
+/** @see BoundaryCodes */
+export type BoundaryCode = (typeof BoundaryCodes)[number]
 
 /** A code that denies an admission. */
 export const DenialCode = Schema.Literals(DenialCodes)

@@ -1,0 +1,39 @@
+/**
+ * The reference app's configuration, from the environment (SPEC §11): `PORT` (default 3000), `EGL_LEDGER` (`memory`,
+ * `file:<path>`, `sqlite:<path>` — the default, `sqlite:<data>/ledger.db` — or `postgres://…`), `EGL_DATA_DIR` (default
+ * `.data` in the app's folder: the SQLite ledger and the signing key), `EGL_BODY_LIMIT` (default `64kb`), `LOG_LEVEL`
+ * (default `info`; `silent` turns logs off).
+ * @module
+ */
+import { LedgerUrl } from "@egl/core"
+import { fileURLToPath } from "node:url"
+import { join, resolve } from "node:path"
+
+/** The app's settings. */
+export interface Config {
+  readonly port: number
+  readonly host: string
+  readonly ledger: LedgerUrl.LedgerUrl
+  readonly dataDir: string
+  readonly bodyLimit: string
+  readonly logLevel: string
+}
+
+/** The app's own folder (where `.data` lives by default). */
+export const APP_DIR = resolve(fileURLToPath(new URL("..", import.meta.url)))
+
+/** Reads the configuration; throws with a clear message on an invalid `PORT` or `EGL_LEDGER`. */
+export const fromEnv = (env: NodeJS.ProcessEnv = process.env): Config => {
+  const port = Number(env["PORT"] ?? 3000)
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new Error(`PORT must be a port number, not "${env["PORT"]}"`)
+  const dataDir = resolve(env["EGL_DATA_DIR"] ?? join(APP_DIR, ".data"))
+  return {
+    port,
+    host: env["HOST"] ?? "127.0.0.1",
+    ledger: LedgerUrl.parseSync(env["EGL_LEDGER"] ?? `sqlite:${join(dataDir, "ledger.db")}`),
+    dataDir,
+    bodyLimit: env["EGL_BODY_LIMIT"] ?? "64kb",
+    logLevel: env["LOG_LEVEL"] ?? "info"
+  }
+}
