@@ -79,10 +79,13 @@ export const holdResponse = (res: Response, entry: Gate.Entry): void => {
   res.once("close", () => {
     if (!ended) {
       ended = true
-      void entry.finish({
-        statusCode: res.statusCode >= 400 ? res.statusCode : 499,
-        error: "the connection closed before the response ended"
-      })
+      // Nobody is waiting for this answer: a failure to record it surfaces in the ledger's own fail-closed path.
+      entry
+        .finish({
+          statusCode: res.statusCode >= 400 ? res.statusCode : 499,
+          error: "the connection closed before the response ended"
+        })
+        .catch(() => undefined)
     }
   })
 }
