@@ -198,7 +198,9 @@ export const route = <Body = unknown, Context = unknown>(
   const { governance, identity } = gate
   const runtime = governance.runtime
   const decodeBody =
-    options?.body !== undefined ? Schema.decodeUnknownExit(options.body as Schema.Decoder<Body>) : undefined
+    options?.body !== undefined
+      ? Schema.decodeUnknownExit(options.body as Schema.Decoder<Body>, { errors: "all" })
+      : undefined
   const mapRequest = options?.request
 
   const partsOf = async (

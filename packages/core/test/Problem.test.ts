@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest"
 import { createGovernance } from "../src/Governance.ts"
 import * as Problem from "../src/Problem.ts"
+import { Denied, ServiceFailed } from "../src/Admission.ts"
 import { InvalidRequest } from "../src/AdmissionRequest.ts"
+import { PolicyUnavailable } from "../src/PolicyEngine.ts"
 import { GrantRejected, GrantStoreUnavailable } from "../src/CapabilityGuard.ts"
 import { PoolUnavailable } from "../src/IsolationRouter.ts"
 import { LedgerUnavailable } from "../src/Ledger.ts"
@@ -52,6 +54,14 @@ describe("Problem.fromError", () => {
         envelopeId: denied.envelope!.id,
         ledgerIndex: denied.envelope!.ledger!.index
       })
+      // A stage that could not answer is not a policy's "no": 503, so the caller may retry.
+      for (const reason of [
+        new PolicyUnavailable({ detail: "policy store down" }),
+        new ServiceFailed({ service: "Attestor", code: "RUNTIME_UNATTESTED", detail: "hung" }),
+        new PoolUnavailable({ tier: 2, pool: "pool-t2", detail: "breaker open" })
+      ]) {
+        expect(Problem.fromError(new Denied({ envelope: denied.envelope!, reason })).status).toBe(503)
+      }
     } finally {
       await egl.close()
     }
