@@ -89,6 +89,37 @@ export const tooLarge = (limitBytes?: number): Problem =>
     limitBytes === undefined ? "the request body is too large" : `the request body exceeds ${limitBytes} bytes`
   )
 
+/**
+ * The problem of an error thrown by the JSON body parser every Express-based framework uses (`body-parser`, through
+ * `express.json()` or Nest's platform), recognized by its documented `type`: `413 REQUEST_TOO_LARGE` over the limit,
+ * `400 INVALID_REQUEST` for malformed JSON or an unreadable body, `415` for an unsupported encoding. `undefined` for any
+ * other error (only body-parser's own types: another error may carry a `type` too).
+ */
+export const fromBodyParserError = (error: unknown): Problem | undefined => {
+  if (typeof error !== "object" || error === null) return undefined
+  const { type, limit } = error as { readonly type?: unknown; readonly limit?: unknown }
+  switch (type) {
+    case "entity.too.large":
+    case "parameters.too.many":
+      return tooLarge(typeof limit === "number" ? limit : undefined)
+    case "entity.parse.failed":
+      return malformedBody()
+    case "encoding.unsupported":
+    case "charset.unsupported":
+      return make(415, ["INVALID_REQUEST"], "unsupported content encoding or charset")
+    case "request.aborted":
+    case "request.size.invalid":
+    case "stream.encoding.set":
+      return malformedBody("the request body could not be read")
+    default:
+      return undefined
+  }
+}
+
+/** Headers a problem response carries besides its media type: a `401` names the scheme to authenticate with. */
+export const headersOf = (problem: Problem): Readonly<Record<string, string>> =>
+  problem.status === 401 ? { "WWW-Authenticate": 'Bearer realm="egl"' } : {}
+
 const UNAVAILABLE_DENIALS: ReadonlySet<string> = new Set(["PolicyUnavailable", "ServiceFailed", "PoolUnavailable"])
 
 /** The problem for any refusal of the pipeline, the dispatch, the pool or the identity resolver. */

@@ -11,40 +11,13 @@ import { EglProblemError } from "./EglProblemError.ts"
 /** Writes a problem body with its status and media type (and `WWW-Authenticate` on a `401`). */
 export const sendProblem = (res: Response, problem: Problem.Problem): void => {
   res.status(problem.status)
-  if (problem.status === 401) res.setHeader("WWW-Authenticate", 'Bearer realm="egl"')
+  for (const [name, value] of Object.entries(Problem.headersOf(problem))) res.setHeader(name, value)
   res.setHeader("Content-Type", `${Problem.CONTENT_TYPE}; charset=utf-8`)
   res.send(JSON.stringify(problem))
 }
 
-/** An error of the `body-parser` family (`express.json()`), by its documented `type`. */
-interface BodyParserError {
-  readonly type?: unknown
-  readonly status?: unknown
-  readonly limit?: unknown
-}
-
-/** The problem for a body parser error, or undefined when `err` is not one. */
-export const problemOfBodyError = (err: unknown): Problem.Problem | undefined => {
-  if (typeof err !== "object" || err === null) return undefined
-  const { type, status, limit } = err as BodyParserError
-  switch (type) {
-    case "entity.too.large":
-      return Problem.tooLarge(typeof limit === "number" ? limit : undefined)
-    case "entity.parse.failed":
-      return Problem.malformedBody()
-    case "encoding.unsupported":
-    case "charset.unsupported":
-      return Problem.make(415, ["INVALID_REQUEST"], "unsupported content encoding or charset")
-    case "request.aborted":
-    case "request.size.invalid":
-    case "stream.encoding.set":
-      return Problem.malformedBody("the request body could not be read")
-    default:
-      return typeof type === "string" && typeof status === "number" && status >= 400 && status < 500
-        ? Problem.malformedBody("the request body could not be read")
-        : undefined
-  }
-}
+/** The problem for a body parser error, or undefined when `err` is not one (see `Problem.fromBodyParserError`). */
+export const problemOfBodyError = Problem.fromBodyParserError
 
 /**
  * The error handler to install after the routes: renders refusals and body parser errors as problem+json; anything
