@@ -13,6 +13,10 @@
  * garbled or out of place there is no trustworthy head, so the storage opens for reading and verification but refuses
  * appends and checkpoints; a garbled checkpoint line makes `checkpoints` fail the same way.
  *
+ * A read-only open (`{ readOnly: true }`, what `egl ledger verify` uses) creates, cuts and locks nothing, so it works
+ * beside a running writer: it reads the checkpoints, then the records, once, and serves that prefix (an incomplete last
+ * line is a write in progress and is left alone); every append is refused.
+ *
  * @example
  * ```ts
  * import { Layer } from "effect"
@@ -49,29 +53,55 @@ import type { Sealer } from "./Sealer.ts"
 export interface FileStorage extends LedgerStorage {
   /** Path of the JSONL record file. */
   readonly path: string
-  /** Bytes of an interrupted, unacknowledged tail cut from the record file when it was opened (0 after a clean stop). */
+  /**
+   * Bytes of an interrupted, unacknowledged tail cut from the record file when it was opened (0 after a clean stop);
+   * opened read-only, the bytes of an incomplete last line that were left in place and not read.
+   */
   readonly recoveredBytes: number
+  /** True when opened with `readOnly`: appends and checkpoints are refused. */
+  readonly readOnly: boolean
   /** Durable record writes (one `write` + `fdatasync` each) since opening: fewer than appends when group commit works. */
   readonly commits: number
+}
+
+/** Options of {@link make}. */
+export interface Options {
+  /**
+   * Open an existing ledger for reading and verification only: nothing is created, cut or locked (a writer may hold
+   * the lock and keep appending), and appends fail. A missing record file is a {@link LedgerUnavailable}.
+   */
+  readonly readOnly?: boolean | undefined
 }
 
 /**
  * Opens (creating if needed) the ledger at `file` and takes its writer lock; the caller must run `close`.
  * Fails with {@link LedgerUnavailable} when another live process holds the lock or the files cannot be opened.
+ * With `readOnly`, opens an existing ledger without taking the lock (see {@link Options}).
+ *
+ * @example
+ * ```ts
+ * // Verify a ledger another process may be writing, with only the public key.
+ * const report = yield* Effect.acquireUseRelease(
+ *   FileLedger.make("ledger.jsonl", { readOnly: true }),
+ *   (storage) => Ledger.verifyStorage(storage, [publicKeyPem]),
+ *   (storage) => storage.close
+ * )
+ * ```
  */
-export const make = (file: string): Effect.Effect<FileStorage, LedgerUnavailable> =>
+export const make = (file: string, options?: Options): Effect.Effect<FileStorage, LedgerUnavailable> =>
   Effect.gen(function* () {
+    const readOnly = options?.readOnly === true
     const scope = yield* Scope.make()
-    return yield* build(file).pipe(
+    return yield* (readOnly ? buildReadOnly(file) : build(file)).pipe(
       Scope.provide(scope),
       Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause))),
-      Effect.map((parts) => storage(file, parts, scope))
+      Effect.map((parts) => storage(file, parts, scope, readOnly))
     )
   })
 
 /** {@link make} with `close` tied to the current scope. */
-export const open = (file: string): Effect.Effect<FileStorage, LedgerUnavailable, Scope.Scope> =>
-  Effect.acquireRelease(make(file), (s) => s.close)
+export const open = (file: string, options?: Options): Effect.Effect<FileStorage, LedgerUnavailable, Scope.Scope> =>
+  Effect.acquireRelease(make(file, options), (s) => s.close)
 
 /**
  * The {@link Ledger} service over the ledger at `file` (requires a {@link Sealer} for checkpoints).
@@ -131,7 +161,8 @@ interface Journal {
 
 interface Parts {
   readonly records: Journal
-  readonly checkpoints: Journal
+  /** Absent when opened read-only and the ledger has no checkpoint file yet. */
+  readonly checkpoints: Journal | undefined
   readonly index: LineIndex
   readonly refs: Map<string, number | Array<number>>
   readonly head: Head
@@ -163,7 +194,6 @@ const build = (file: string): Effect.Effect<Parts, LedgerUnavailable, Scope.Scop
       try: () => scanRecords(recordsHandle.fd),
       catch: (e) => unavailable(file, "cannot read the record file", e)
     })
-    const recoveredBytes = scan.size - scan.end
     const cps = yield* Effect.try({
       try: () => readCheckpoints(checkpointsHandle.fd),
       catch: (e) => unavailable(`${file}.checkpoints`, "cannot read the checkpoint file", e)
@@ -175,41 +205,79 @@ const build = (file: string): Effect.Effect<Parts, LedgerUnavailable, Scope.Scop
       },
       catch: (e) => unavailable(file, "cannot cut an interrupted tail", e)
     })
-    const records: Journal = { file, handle: recordsHandle, end: scan.end, failed: undefined }
-    let head: Head = EMPTY_HEAD
-    const last = scan.last
-    if (last !== undefined) {
-      const position = scan.index.count - 1
-      if (isCorrupt(last)) {
+    return partsOf(file, recordsHandle, checkpointsHandle, scan, cps)
+  })
+
+/**
+ * Opens an existing ledger for reading: no lock, no `O_CREAT`, no cut tail. Checkpoints are read before records, so
+ * with a writer appending meanwhile every checkpoint read covers records that are already on disk when they are read.
+ */
+const buildReadOnly = (file: string): Effect.Effect<Parts, LedgerUnavailable, Scope.Scope> =>
+  Effect.gen(function* () {
+    const recordsHandle = yield* openReadOnly(file)
+    if (recordsHandle === undefined)
+      return yield* unavailable(file, "no ledger at this path (a read-only open creates nothing)")
+    const checkpointsHandle = yield* openReadOnly(`${file}.checkpoints`)
+    const cps =
+      checkpointsHandle === undefined
+        ? { checkpoints: [], corruptLine: undefined, end: 0, size: 0 }
+        : yield* Effect.try({
+            try: () => readCheckpoints(checkpointsHandle.fd),
+            catch: (e) => unavailable(`${file}.checkpoints`, "cannot read the checkpoint file", e)
+          })
+    const scan = yield* Effect.try({
+      try: () => scanRecords(recordsHandle.fd),
+      catch: (e) => unavailable(file, "cannot read the record file", e)
+    })
+    return partsOf(file, recordsHandle, checkpointsHandle, scan, cps)
+  })
+
+/** The parts of an opened ledger from its scanned files; a chain whose last line is not trustworthy refuses appends. */
+const partsOf = (
+  file: string,
+  recordsHandle: FileHandle,
+  checkpointsHandle: FileHandle | undefined,
+  scan: Scan,
+  cps: ReturnType<typeof readCheckpoints>
+): Parts => {
+  const records: Journal = { file, handle: recordsHandle, end: scan.end, failed: undefined }
+  let head: Head = EMPTY_HEAD
+  const last = scan.last
+  if (last !== undefined) {
+    const position = scan.index.count - 1
+    if (isCorrupt(last)) {
+      records.failed = unavailable(
+        file,
+        `the last record (line ${position + 1}) is corrupt; the chain cannot be extended`
+      )
+      head = { size: scan.index.count, hash: scan.lastGoodHash }
+    } else {
+      head = { size: scan.index.count, hash: last.hash }
+      if (last.index !== position) {
         records.failed = unavailable(
           file,
-          `the last record (line ${position + 1}) is corrupt; the chain cannot be extended`
+          `the last line holds record ${last.index} at position ${position}; the chain cannot be extended`
         )
-        head = { size: scan.index.count, hash: scan.lastGoodHash }
-      } else {
-        head = { size: scan.index.count, hash: last.hash }
-        if (last.index !== position) {
-          records.failed = unavailable(
-            file,
-            `the last line holds record ${last.index} at position ${position}; the chain cannot be extended`
-          )
-        }
       }
     }
-    return {
-      records,
-      checkpoints: { file: `${file}.checkpoints`, handle: checkpointsHandle, end: cps.end, failed: undefined },
-      index: scan.index,
-      refs: scan.refs,
-      head,
-      stored: cps.checkpoints,
-      checkpointError:
-        cps.corruptLine === undefined
-          ? undefined
-          : unavailable(`${file}.checkpoints`, `line ${cps.corruptLine} is not a checkpoint`),
-      recoveredBytes
-    }
-  })
+  }
+  return {
+    records,
+    checkpoints:
+      checkpointsHandle === undefined
+        ? undefined
+        : { file: `${file}.checkpoints`, handle: checkpointsHandle, end: cps.end, failed: undefined },
+    index: scan.index,
+    refs: scan.refs,
+    head,
+    stored: cps.checkpoints,
+    checkpointError:
+      cps.corruptLine === undefined
+        ? undefined
+        : unavailable(`${file}.checkpoints`, `line ${cps.corruptLine} is not a checkpoint`),
+    recoveredBytes: scan.size - scan.end
+  }
+}
 
 const openJournal = (file: string): Effect.Effect<FileHandle, LedgerUnavailable, Scope.Scope> =>
   Effect.gen(function* () {
@@ -231,6 +299,19 @@ const openJournal = (file: string): Effect.Effect<FileHandle, LedgerUnavailable,
     }
     return handle
   })
+
+/** Opens a file for reading only, or `undefined` when there is no such file. */
+const openReadOnly = (file: string): Effect.Effect<FileHandle | undefined, LedgerUnavailable, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.tryPromise({
+      try: () =>
+        fs.promises
+          .open(file, fs.constants.O_RDONLY)
+          .catch((e: NodeJS.ErrnoException) => (e.code === "ENOENT" ? undefined : Promise.reject(e))),
+      catch: (e) => unavailable(file, "cannot open", e)
+    }),
+    (h) => (h === undefined ? Effect.void : Effect.promise(() => h.close().catch(() => undefined)))
+  )
 
 const syncDirectory = (dir: string) => {
   const fd = fs.openSync(dir, "r")
@@ -434,7 +515,7 @@ const readExactly = (journal: Journal, length: number, at: number): Effect.Effec
 // ---------------------------------------------------------------------------------------------------------------------
 // Storage
 
-const storage = (file: string, parts: Parts, scope: Scope.Closeable): FileStorage => {
+const storage = (file: string, parts: Parts, scope: Scope.Closeable, readOnly: boolean): FileStorage => {
   const { records, checkpoints, index, refs } = parts
   const stored = parts.stored
   let head = parts.head
@@ -443,6 +524,7 @@ const storage = (file: string, parts: Parts, scope: Scope.Closeable): FileStorag
   const recordWriter = Semaphore.makeUnsafe(1)
   const checkpointWriter = Semaphore.makeUnsafe(1)
   const closedError = unavailable(file, "the ledger is closed")
+  const readOnlyError = unavailable(file, "opened read-only; appends are refused")
 
   /** Positions [from, to) as stored; the offsets and end are read once, so a concurrent append cannot tear the page. */
   const readPositions = (from: number, to: number): Effect.Effect<ReadonlyArray<StoredRecord>, LedgerUnavailable> =>
@@ -477,6 +559,7 @@ const storage = (file: string, parts: Parts, scope: Scope.Closeable): FileStorag
       recordWriter.withPermit(
         Effect.suspend(() => {
           if (closed) return Effect.fail(closedError)
+          if (readOnly) return Effect.fail(readOnlyError)
           if (drafts.length === 0) return Effect.succeed([])
           const placed = link(head, drafts)
           const lines = placed.map((r) => Buffer.from(encodeRecord(r), "utf8"))
@@ -501,6 +584,7 @@ const storage = (file: string, parts: Parts, scope: Scope.Closeable): FileStorag
       checkpointWriter.withPermit(
         Effect.suspend(() => {
           if (closed) return Effect.fail(closedError)
+          if (readOnly || checkpoints === undefined) return Effect.fail(readOnlyError)
           // Nothing is signed over a chain this storage cannot vouch for.
           const refused = parts.checkpointError ?? records.failed
           if (refused !== undefined) return Effect.fail(refused)
@@ -518,6 +602,7 @@ const storage = (file: string, parts: Parts, scope: Scope.Closeable): FileStorag
     writeMode: "batched",
     path: file,
     recoveredBytes: parts.recoveredBytes,
+    readOnly,
     get commits() {
       return commits
     },

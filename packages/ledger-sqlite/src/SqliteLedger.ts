@@ -9,6 +9,11 @@
  * Rows are read back as stored; {@link Ledger.verifyStorage} finds edited columns, deleted rows (an index gap) and a cut
  * tail (against the last signed checkpoint). Every SQLite error is a {@link Ledger.LedgerUnavailable}: fail closed.
  *
+ * `make(path, { readOnly: true })` (what `egl ledger verify` uses) opens an existing ledger database for reading only:
+ * it never creates the file nor migrates it, refuses a database without the ledger schema, refuses appends, and reads
+ * beside a running writer (WAL readers see committed transactions only). SQLite may leave its `-wal` / `-shm` side files
+ * behind after a read-only connection to a WAL database; the database itself is never written.
+ *
  * @example
  * ```ts
  * import { Layer } from "effect"
@@ -19,6 +24,7 @@
  * ```
  * @module
  */
+import { existsSync } from "node:fs"
 import { Ledger, type Sealer } from "@egl/core"
 import Database from "better-sqlite3"
 import { Effect, type Layer, type Scope } from "effect"
@@ -30,12 +36,19 @@ export const SCHEMA_VERSION = 1
 export interface Options {
   /** How long an append waits for another connection's write transaction before failing (default 5000 ms). */
   readonly busyTimeoutMs?: number | undefined
+  /**
+   * Open an existing ledger database for reading and verification only: a missing file, or a database without the
+   * ledger schema, is a {@link Ledger.LedgerUnavailable}; nothing is created or migrated, and appends fail.
+   */
+  readonly readOnly?: boolean | undefined
 }
 
 /** A SQLite ledger storage, with its commit count. */
 export interface SqliteStorage extends Ledger.LedgerStorage {
   /** Path of the database file. */
   readonly path: string
+  /** True when opened with `readOnly`: appends and checkpoints are refused. */
+  readonly readOnly: boolean
   /** Append transactions committed since opening: fewer than appends when group commit works. */
   readonly commits: number
 }
@@ -43,6 +56,17 @@ export interface SqliteStorage extends Ledger.LedgerStorage {
 /**
  * Opens (creating and migrating if needed) the ledger database at `path`; the caller must run `close`.
  * Fails with {@link Ledger.LedgerUnavailable} when the file cannot be opened or was written by a newer schema.
+ * With `readOnly`, opens an existing ledger without writing anything (see {@link Options.readOnly}).
+ *
+ * @example
+ * ```ts
+ * // Verify a ledger the app may be writing right now, with only the public key.
+ * const report = yield* Effect.acquireUseRelease(
+ *   SqliteLedger.make("ledger.db", { readOnly: true }),
+ *   (storage) => Ledger.verifyStorage(storage, [publicKeyPem]),
+ *   (storage) => storage.close
+ * )
+ * ```
  */
 export const make = (path: string, options?: Options): Effect.Effect<SqliteStorage, Ledger.LedgerUnavailable> =>
   Effect.try({ try: () => connect(path, options), catch: (e) => unavailable(path, e) })
@@ -145,12 +169,34 @@ const fromRow = (row: Row): Ledger.StoredRecord => {
   return { index, kind: kind as Ledger.RecordKind, at, ref, body, digest, prevHash, hash }
 }
 
+/** Checks, without writing, that a database holds a ledger of a schema version this module reads. */
+const checkSchema = (db: Database.Database) => {
+  const tables = new Set(db.prepare<[], string>("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all())
+  if (!["meta", "records", "checkpoints"].every((t) => tables.has(t))) {
+    throw new Error("not a ledger database (no ledger schema)")
+  }
+  const value = db.prepare<[], string>("SELECT value FROM meta WHERE key = 'schema_version'").pluck().get()
+  if (value !== String(SCHEMA_VERSION)) {
+    throw new Error(`schema version ${value ?? "(none)"} is not the one this module reads (${SCHEMA_VERSION})`)
+  }
+}
+
 const connect = (path: string, options?: Options): SqliteStorage => {
-  const db = new Database(path, { timeout: options?.busyTimeoutMs ?? 5000 })
+  const readOnly = options?.readOnly === true
+  // SQLite's own message for a missing file ("unable to open database file") does not say which case this is.
+  if (readOnly && !existsSync(path)) throw new Error("no ledger at this path (a read-only open creates nothing)")
+  const db = new Database(path, {
+    timeout: options?.busyTimeoutMs ?? 5000,
+    ...(readOnly ? { readonly: true, fileMustExist: true } : {})
+  })
   try {
-    db.pragma("journal_mode = WAL")
-    db.pragma("synchronous = FULL")
-    migrate(db)
+    if (readOnly) {
+      checkSchema(db)
+    } else {
+      db.pragma("journal_mode = WAL")
+      db.pragma("synchronous = FULL")
+      migrate(db)
+    }
   } catch (e) {
     db.close()
     throw e
@@ -187,22 +233,26 @@ const connect = (path: string, options?: Options): SqliteStorage => {
 
   const run = <A>(f: () => A): Effect.Effect<A, Ledger.LedgerUnavailable> =>
     Effect.try({ try: f, catch: (e) => unavailable(path, e) })
+  const refused = Effect.fail(unavailable(path, "opened read-only; appends are refused"))
 
   return {
     description,
     writeMode: "batched",
     path,
+    readOnly,
     get commits() {
       return commits
     },
     head: run(headOf),
     append: (drafts) =>
-      run(() => {
-        if (drafts.length === 0) return []
-        const placed = appendTx.immediate(drafts)
-        commits++
-        return placed
-      }),
+      readOnly
+        ? refused
+        : run(() => {
+            if (drafts.length === 0) return []
+            const placed = appendTx.immediate(drafts)
+            commits++
+            return placed
+          }),
     read: (from, limit) => run(() => page.all(from, Math.max(0, limit)).map(fromRow)),
     scan: (from, visit) =>
       run(() => {
@@ -236,9 +286,11 @@ const connect = (path: string, options?: Options): SqliteStorage => {
         })
       ),
     appendCheckpoint: (cp) =>
-      run(() => {
-        insertCheckpoint.run(cp.size, cp.headHash, cp.at, cp.keyId, cp.signature)
-      }),
+      readOnly
+        ? refused
+        : run(() => {
+            insertCheckpoint.run(cp.size, cp.headHash, cp.at, cp.keyId, cp.signature)
+          }),
     checkpoints: run(() => allCheckpoints.all()),
     close: Effect.sync(() => {
       if (db.open) db.close()
