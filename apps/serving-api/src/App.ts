@@ -51,7 +51,7 @@ export const createApp = (options: AppOptions): ServingApp => {
 
   if (options.logger !== undefined) app.use(pinoHttp({ logger: options.logger, redact: REDACT }))
   app.use(timed(metrics))
-  app.use(express.json({ limit: options.bodyLimit ?? "64kb", strict: true }))
+  app.use(egl.json({ limit: options.bodyLimit ?? "64kb", strict: true }))
   app.use(egl.express({ governance, identity: Identity.fromBearerToken(options.apiKeys) }))
 
   app.post("/serving/deploy_model", egl.governed(ACTION, deployModelRoute), async (req, res) => {

@@ -92,12 +92,23 @@ export const tooLarge = (limitBytes?: number): Problem =>
 /**
  * The problem of an error thrown by the JSON body parser every Express-based framework uses (`body-parser`, through
  * `express.json()` or Nest's platform), recognized by its documented `type`: `413 REQUEST_TOO_LARGE` over the limit,
- * `400 INVALID_REQUEST` for malformed JSON or an unreadable body, `415` for an unsupported encoding. `undefined` for any
+ * `400 INVALID_REQUEST` for malformed JSON, an unreadable or undecompressable body, `415` for an unsupported encoding. `undefined` for any
  * other error (only body-parser's own types: another error may carry a `type` too).
  */
 export const fromBodyParserError = (error: unknown): Problem | undefined => {
   if (typeof error !== "object" || error === null) return undefined
-  const { type, limit } = error as { readonly type?: unknown; readonly limit?: unknown }
+  const { type, limit, status, code, errno } = error as {
+    readonly type?: unknown
+    readonly limit?: unknown
+    readonly status?: unknown
+    readonly code?: unknown
+    readonly errno?: unknown
+  }
+  // A body that does not decompress (Content-Encoding gzip / deflate / br): body-parser passes the zlib stream's own
+  // error on, made a 400 and without a type; zlib errors carry a numeric errno and a code (Z_DATA_ERROR, ERR__ERROR_…).
+  if (type === undefined && status === 400 && typeof code === "string" && typeof errno === "number") {
+    return malformedBody("the request body could not be decompressed")
+  }
   switch (type) {
     case "entity.too.large":
     case "parameters.too.many":

@@ -7,7 +7,7 @@
  * import * as egl from "@egl/express"
  *
  * const app = express()
- * app.use(express.json({ limit: "64kb" }))
+ * app.use(egl.json({ limit: "64kb" }))
  * app.use(egl.express({ governance, identity: Identity.fromBearerToken(keys) }))
  * app.post("/serving/deploy_model", egl.governed("serving.deploy_model"), (req, res) =>
  *   res.status(201).json({ envelope: req.envelope }))
@@ -17,13 +17,15 @@
  */
 import { express } from "./EglMiddleware.ts"
 import { governed } from "./Governed.ts"
+import { json } from "./JsonBody.ts"
 import { errorHandler } from "./ProblemResponse.ts"
 
 export { EglProblemError } from "./EglProblemError.ts"
 export { express, gateOf, type Options } from "./EglMiddleware.ts"
 export { governed, type RouteOptions } from "./Governed.ts"
+export { json, limitInBytes, type JsonOptions } from "./JsonBody.ts"
 export { errorHandler, problemOfBodyError, sendProblem } from "./ProblemResponse.ts"
 
-/** The adapter as one object: `egl.express(options)`, `egl.governed(action)`, `egl.errorHandler()`. */
-const egl = { express, governed, errorHandler }
+/** The adapter as one object: `egl.json(options)`, `egl.express(options)`, `egl.governed(action)`, `egl.errorHandler()`. */
+const egl = { json, express, governed, errorHandler }
 export default egl
