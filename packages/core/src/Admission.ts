@@ -138,6 +138,13 @@ export interface ExecutionOutcome {
   readonly cached?: boolean | undefined
 }
 
+/** What the dispatching side expects of an envelope (a worker: the pool it serves). */
+export interface DispatchExpectation {
+  readonly pool?: string | undefined
+  /** Identity of the worker, recorded with the dispatch (defaults to this process). */
+  readonly worker?: string | undefined
+}
+
 /** Everything that can stop a dispatch. */
 export type DispatchError = EnvelopeRejected | GrantRejected | GrantStoreUnavailable | LedgerUnavailable
 
@@ -155,8 +162,14 @@ export class Admission extends Context.Service<
   {
     /** Validates and admits a request: admitted, or a recorded denial, or a typed failure to record. */
     admit(request: AdmissionRequestInput | unknown): Effect.Effect<Admitted, AdmissionError>
-    /** Re-verifies a sealed envelope against the ledger and uses its single-use grant. */
-    dispatch(envelope: Envelope.ExecutionEnvelope): Effect.Effect<Dispatched, DispatchError>
+    /**
+     * Re-verifies a sealed envelope against the ledger and uses its single-use grant. A worker passes the pool it serves:
+     * an envelope granted another pool is refused. Every refusal is recorded as an incident.
+     */
+    dispatch(
+      envelope: Envelope.ExecutionEnvelope,
+      expected?: DispatchExpectation
+    ): Effect.Effect<Dispatched, DispatchError>
     /** Records an execution outcome (output digest, runtime fingerprint, worker identity) in the ledger. */
     complete(
       envelope: Envelope.ExecutionEnvelope,
@@ -744,44 +757,57 @@ export const make = (options?: AdmissionOptions) =>
         (text) => ledger.append({ kind: "execution", at, ref: envelope.id, body: text, digest: sha256Hex(text) })
       )
 
-    const dispatch = (envelope: Envelope.ExecutionEnvelope): Effect.Effect<Dispatched, DispatchError> =>
+    const incident = (envelopeId: string, at: string, type: string, detail: string) =>
+      Effect.ignore(
+        Effect.flatMap(Canonical.toCanonicalJson({ type, envelopeId, at, detail }), (body) =>
+          ledger.append({ kind: "incident", at, ref: envelopeId, body, digest: sha256Hex(body) })
+        )
+      )
+
+    const dispatch = (
+      envelope: Envelope.ExecutionEnvelope,
+      expected?: DispatchExpectation
+    ): Effect.Effect<Dispatched, DispatchError> =>
       Effect.gen(function* () {
-        const reject = (detail: string) => new EnvelopeRejected({ envelopeId: String(envelope?.id), detail })
+        const now = yield* Clock.currentTimeMillis
+        const at = iso(now)
+        const id = typeof envelope === "object" && envelope !== null ? String(envelope.id) : "unknown"
+        // A refused envelope is an incident: a forged, altered or misrouted envelope reached an executor.
+        const reject = (detail: string) =>
+          Effect.andThen(
+            incident(id.slice(0, 256), at, "ENVELOPE_INVALID", detail),
+            Effect.fail(new EnvelopeRejected({ envelopeId: id, detail }))
+          )
         if (typeof envelope !== "object" || envelope === null || typeof envelope.id !== "string")
           return yield* reject("not an envelope")
         if (!Envelope.verifySeal(envelope))
           return yield* reject("the envelope does not match its snapshot id (altered or forged)")
         if (envelope.decision.outcome !== "admitted" || envelope.granted === undefined)
           return yield* reject("the envelope was not admitted")
+        if (expected?.pool !== undefined && envelope.granted.pool !== expected.pool) {
+          return yield* reject(`the envelope is granted ${envelope.granted.pool}, not ${expected.pool}`)
+        }
         const stored = yield* ledger.findEnvelope(envelope.id)
         if (stored === undefined || stored.envelope.decision.snapshotId !== envelope.decision.snapshotId) {
           return yield* reject("the envelope is not in the ledger")
         }
-        const now = yield* Clock.currentTimeMillis
-        const at = iso(now)
         yield* guard
           .consume({ envelopeId: envelope.id, expiresAt: envelope.granted.expiresAt }, now)
           .pipe(
             Effect.tapError((e) =>
-              e._tag === "GrantRejected"
-                ? Effect.ignore(
-                    Effect.flatMap(
-                      Canonical.toCanonicalJson({ type: e.code, envelopeId: envelope.id, at, detail: e.detail }),
-                      (body) => ledger.append({ kind: "incident", at, ref: envelope.id, body, digest: sha256Hex(body) })
-                    )
-                  )
-                : Effect.void
+              e._tag === "GrantRejected" ? incident(envelope.id, at, e.code, e.detail) : Effect.void
             )
           )
+        const by = expected?.worker ?? worker
         yield* executionRecord(envelope, at, {
           phase: "dispatched",
           pool: envelope.granted.pool,
-          worker,
+          worker: by,
           runtimeFingerprint: envelope.runtime.fingerprint ?? ""
         }).pipe(
           Effect.catchTag("CanonicalizationError", (e) => Effect.fail(new LedgerUnavailable({ detail: e.message })))
         )
-        return { envelope, pool: envelope.granted.pool, worker, startedAt: now }
+        return { envelope, pool: envelope.granted.pool, worker: by, startedAt: now }
       })
 
     const complete = (envelope: Envelope.ExecutionEnvelope, outcome: ExecutionOutcome) =>

@@ -44,11 +44,18 @@ export interface GateOptions {
   readonly governance: Governance
   /** Who is asking: never a client-set header. */
   readonly identity: Identity.IdentityResolver
+  /**
+   * Where admitted executions run. `local` (default): in this process, in the granted tier's pool; the gate dispatches
+   * the envelope and records the outcome. `remote`: on a worker of the tier (e.g. `@egl/redis`'s BullMQ pools); the gate
+   * only admits, and the worker re-verifies the envelope, uses its grant and records the outcome before it answers.
+   */
+  readonly execution?: "local" | "remote" | undefined
 }
 
 /** A gate: the governance instance and identity resolver adapters route through. */
 export interface Gate extends GateOptions {
   readonly _tag: "Gate"
+  readonly execution: "local" | "remote"
 }
 
 /** The parts of an admission request a route derives from its HTTP request (the subject comes from the gate). */
@@ -134,7 +141,15 @@ export const make = (options: GateOptions): Gate => {
       detail: "identity must be a resolver (Identity.fromBearerToken, fromApiKeys, custom)"
     })
   }
-  return { _tag: "Gate", governance: options.governance, identity: options.identity }
+  if (options.execution !== undefined && options.execution !== "local" && options.execution !== "remote") {
+    throw new GateConfigInvalid({ detail: 'execution must be "local" or "remote"' })
+  }
+  return {
+    _tag: "Gate",
+    governance: options.governance,
+    identity: options.identity,
+    execution: options.execution ?? "local"
+  }
 }
 
 const refused = (error: Problem.Refusal | InvalidRequest): Refused => ({
@@ -196,6 +211,7 @@ export const route = <Body = unknown, Context = unknown>(
   if (gate?._tag !== "Gate") throw new GateConfigInvalid({ detail: "not a gate (use Gate.make)" })
   const { tool, action } = checkRoute(qualifiedAction, options)
   const { governance, identity } = gate
+  const remote = gate.execution === "remote"
   const runtime = governance.runtime
   const decodeBody =
     options?.body !== undefined
@@ -224,10 +240,14 @@ export const route = <Body = unknown, Context = unknown>(
     }
   }
 
-  /** Admit, then dispatch: one run of the runtime for both. */
+  /** Admit, then dispatch (here, unless a remote worker will): one run of the runtime for both. */
   const admitAndDispatch = (request: AdmissionRequestInput) =>
     Admission.use((a) =>
-      Effect.flatMap(a.admit(request), (admitted: Admitted) => Effect.as(a.dispatch(admitted.envelope), admitted))
+      Effect.flatMap(a.admit(request), (admitted: Admitted) =>
+        remote && admitted.cached === undefined
+          ? Effect.succeed(admitted)
+          : Effect.as(a.dispatch(admitted.envelope), admitted)
+      )
     )
 
   /** Takes a slot in the pool; resolves once the slot is held, with the release function. */
@@ -309,6 +329,9 @@ export const route = <Body = unknown, Context = unknown>(
         }
       }
     }
+
+    // A remote worker dispatches, runs and records: the adapter only relays its answer.
+    if (remote) return { ok: true, envelope, finish: () => Promise.resolve(undefined) }
 
     const slot = await acquireSlot(envelope)
     if (!("release" in slot)) {

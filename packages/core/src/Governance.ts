@@ -25,6 +25,7 @@ import {
   type AdmissionError,
   type Admitted,
   type DispatchError,
+  type DispatchExpectation,
   type Dispatched,
   type ExecutionOutcome
 } from "./Admission.ts"
@@ -158,8 +159,8 @@ export class TaskFailed extends Schema.TaggedError<TaskFailed>()("TaskFailed", {
 export interface Governance {
   /** Admits a request (see `Admission.admit`). */
   admit(request: AdmissionRequestInput): Promise<AdmitResult>
-  /** Re-verifies an admitted envelope and uses its single-use grant. */
-  dispatch(envelope: ExecutionEnvelope): Promise<DispatchResult>
+  /** Re-verifies an admitted envelope and uses its single-use grant (a worker passes the pool it serves). */
+  dispatch(envelope: ExecutionEnvelope, expected?: DispatchExpectation): Promise<DispatchResult>
   /** Records an execution outcome. */
   complete(envelope: ExecutionEnvelope, outcome: ExecutionOutcome): Promise<CompleteResult>
   /** Dispatches, runs `task` in the tier's pool (or serves the cached output) and records the outcome. */
@@ -346,9 +347,9 @@ export const createGovernance = async (config: GovernanceConfig): Promise<Govern
                 ]
               }
       ),
-    dispatch: (envelope) =>
+    dispatch: (envelope, expected) =>
       settle(
-        run(Admission.use((a) => a.dispatch(envelope))),
+        run(Admission.use((a) => a.dispatch(envelope, expected))),
         (dispatched): DispatchResult => ({ ok: true, dispatched }),
         (error): DispatchResult => ({ ok: false, error })
       ),
