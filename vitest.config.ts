@@ -17,6 +17,8 @@ export default defineConfig({
     projects: [
       project("core", "packages/core"),
       project("ledger-sqlite", "packages/ledger-sqlite"),
+      project("ledger-postgres", "packages/ledger-postgres"),
+      project("redis", "packages/redis"),
       project("express", "packages/express"),
       project("nest", "packages/nest"),
       project("trpc", "packages/trpc"),
