@@ -55,10 +55,9 @@ export class EglGuard implements CanActivate {
     const response = http.getResponse<ClosingResponse>()
     response.once?.("close", () => {
       if (admission.intercepted) return
-      void result.finish({
-        statusCode: response.statusCode ?? 500,
-        error: "the request ended before the governed handler ran"
-      })
+      result
+        .finish({ statusCode: response.statusCode ?? 500, error: "the request ended before the governed handler ran" })
+        .catch(() => undefined)
     })
     return true
   }

@@ -78,6 +78,8 @@ export interface EglOptions<Ctx extends object = object> {
   readonly governance: GovernanceInstance
   /** Who is asking, from the request's credentials (`Identity.fromBearerToken`, `fromApiKeys`, `custom`). */
   readonly identity: Identity.IdentityResolver
+  /** Where admitted executions run (see `Gate.GateOptions.execution`; default `local`). */
+  readonly execution?: Gate.GateOptions["execution"]
   /**
    * The request headers of a call, from its context. Default: `ctx.req.headers` (a Node.js headers object, or a fetch
    * `Headers`), else `ctx.headers`; a context with neither fails the call with a setup error.
@@ -138,7 +140,11 @@ type MiddlewareResult = Awaited<ReturnType<GovernedMiddleware>>
  * ```
  */
 export const initEgl = <Ctx extends object = object>(options: EglOptions<Ctx>): Egl<Ctx> => {
-  const gate = Gate.make({ governance: options?.governance, identity: options?.identity })
+  const gate = Gate.make({
+    governance: options?.governance,
+    identity: options?.identity,
+    execution: options?.execution
+  })
   const credentials = options.credentials ?? credentialsOf
   if (typeof credentials !== "function") {
     throw new Gate.GateConfigInvalid({ detail: "credentials must be a function of the tRPC context" })
