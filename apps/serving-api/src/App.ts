@@ -5,12 +5,15 @@
  * @module
  */
 import { Envelope, Identity, Ledger, Problem, type GovernanceInstance } from "@egl/core"
+import type { TierQueues } from "@egl/redis"
+import { Schema } from "effect"
 import * as egl from "@egl/express"
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from "express"
 import type { Logger } from "pino"
 import { pinoHttp } from "pino-http"
 import * as Dashboard from "./Dashboard.ts"
-import { ACTION, deployModelRoute } from "./DeployModel.ts"
+import { ACTION, DeployModelBody, deployModelRoute, toAdmission } from "./DeployModel.ts"
+import * as Deployment from "./Deployment.ts"
 import * as Metrics from "./Metrics.ts"
 
 /** What the app is built from. */
@@ -22,8 +25,13 @@ export interface AppOptions {
   readonly bodyLimit?: string | undefined
   /** Request logs (authorization headers redacted); none when absent. */
   readonly logger?: Logger | undefined
-  /** What the deployment does once admitted (default: answers the envelope without deploying anything). */
-  readonly deploy?: ((envelope: Envelope.ExecutionEnvelope) => Promise<unknown>) | undefined
+  /** What the deployment does once admitted, in this process (default: the simulated {@link Deployment.deploy}). */
+  readonly deploy?: ((envelope: Envelope.ExecutionEnvelope, input: unknown) => Promise<unknown>) | undefined
+  /**
+   * Tier queues: admitted deployments run on BullMQ tier workers (`src/worker.ts`), which re-verify the envelope, use
+   * its grant and record the outcome; this app only admits and relays their answer.
+   */
+  readonly queues?: TierQueues.TierQueues | undefined
 }
 
 /** The app and its metrics. */
@@ -52,13 +60,31 @@ export const createApp = (options: AppOptions): ServingApp => {
   if (options.logger !== undefined) app.use(pinoHttp({ logger: options.logger, redact: REDACT }))
   app.use(timed(metrics))
   app.use(egl.json({ limit: options.bodyLimit ?? "64kb", strict: true }))
-  app.use(egl.express({ governance, identity: Identity.fromBearerToken(options.apiKeys) }))
+  const queues = options.queues
+  app.use(
+    egl.express({
+      governance,
+      identity: Identity.fromBearerToken(options.apiKeys),
+      execution: queues === undefined ? "local" : "remote"
+    })
+  )
 
   app.post("/serving/deploy_model", egl.governed(ACTION, deployModelRoute), async (req, res) => {
     const envelope = req.envelope!
     metrics.admission("admitted", 201, envelope.decision.reasonCodes)
-    const deployment = options.deploy === undefined ? undefined : await options.deploy(envelope)
-    res.status(201).json(deployment === undefined ? { envelope } : { envelope, deployment })
+    // The admitted input, exactly as the gate mapped it (its digest is the envelope's input digest).
+    const input = toAdmission({ body: decodeBody(req.body) }).input
+    if (queues === undefined) {
+      const deployment = await (options.deploy ?? localDeploy)(envelope, input)
+      res.status(201).json({ envelope, deployment })
+      return
+    }
+    const result = await queues.submit(envelope, input)
+    if (result.ok) {
+      res.status(201).json({ envelope, deployment: result.output, worker: result.worker, execution: result.ledger })
+      return
+    }
+    egl.sendProblem(res, problemOfSubmission(result.error, result.code, envelope.id))
   })
 
   app.get("/envelopes/:id", async (req, res) => {
@@ -96,6 +122,24 @@ export const createApp = (options: AppOptions): ServingApp => {
   app.use(egl.errorHandler())
   app.use(internalError(options.logger))
   return { app, metrics }
+}
+
+const decodeBody = Schema.decodeUnknownSync(DeployModelBody)
+const localDeploy = async (envelope: Envelope.ExecutionEnvelope, input: unknown) => Deployment.deploy(envelope, input)
+
+/** The problem of a submission a tier worker did not complete: nothing was deployed unless the ledger says so. */
+const problemOfSubmission = (error: TierQueues.SubmitError, code: string, envelopeId: string): Problem.Problem => {
+  switch (error._tag) {
+    case "PoolUnavailable":
+    case "LedgerUnavailable":
+      return Problem.fromError(error)
+    case "DispatchRefused":
+      return Problem.make(error.code === "GRANT_STORE_UNAVAILABLE" ? 503 : 403, [code], error.message, { envelopeId })
+    case "ResultTimeout":
+      return Problem.make(504, [code], error.message, { envelopeId })
+    default:
+      return Problem.make(502, [code], error.message, { envelopeId })
+  }
 }
 
 /** Observes every request's duration by route. */

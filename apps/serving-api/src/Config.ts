@@ -3,6 +3,11 @@
  * `file:<path>`, `sqlite:<path>` — the default, `sqlite:<data>/ledger.db` — or `postgres://…`), `EGL_DATA_DIR` (default
  * `.data` in the app's folder: the SQLite ledger and the signing key), `EGL_BODY_LIMIT` (default `64kb`), `LOG_LEVEL`
  * (default `info`; `silent` turns logs off).
+ *
+ * Past one machine: `EGL_CACHE=redis` shares the deterministic cache in Redis, `EGL_POOLS=bullmq` runs admitted
+ * deployments on tier workers (`src/worker.ts`) through BullMQ queues, both on `REDIS_URL` (default
+ * `redis://127.0.0.1:6379`); with a `postgres://…` ledger every instance appends to the same chain and single-use grants
+ * are shared in PostgreSQL.
  * @module
  */
 import { LedgerUrl } from "@egl/core"
@@ -17,6 +22,24 @@ export interface Config {
   readonly dataDir: string
   readonly bodyLimit: string
   readonly logLevel: string
+  /** Where the deterministic cache lives. */
+  readonly cache: "memory" | "redis"
+  /** Where admitted deployments run: in this process, or on tier workers through BullMQ. */
+  readonly pools: "local" | "bullmq"
+  readonly redisUrl: string
+}
+
+const oneOf = <A extends string>(
+  name: string,
+  value: string | undefined,
+  allowed: ReadonlyArray<A>,
+  fallback: A
+): A => {
+  if (value === undefined || value === "") return fallback
+  if (!(allowed as ReadonlyArray<string>).includes(value)) {
+    throw new Error(`${name} must be one of ${allowed.join(", ")}, not "${value}"`)
+  }
+  return value as A
 }
 
 /** The app's own folder (where `.data` lives by default). */
@@ -34,6 +57,9 @@ export const fromEnv = (env: NodeJS.ProcessEnv = process.env): Config => {
     ledger: LedgerUrl.parseSync(env["EGL_LEDGER"] ?? `sqlite:${join(dataDir, "ledger.db")}`),
     dataDir,
     bodyLimit: env["EGL_BODY_LIMIT"] ?? "64kb",
-    logLevel: env["LOG_LEVEL"] ?? "info"
+    logLevel: env["LOG_LEVEL"] ?? "info",
+    cache: oneOf("EGL_CACHE", env["EGL_CACHE"], ["memory", "redis"], "memory"),
+    pools: oneOf("EGL_POOLS", env["EGL_POOLS"], ["local", "bullmq"], "local"),
+    redisUrl: env["REDIS_URL"] ?? "redis://127.0.0.1:6379"
   }
 }

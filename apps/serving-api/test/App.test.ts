@@ -30,7 +30,14 @@ describe("Config.fromEnv", () => {
     expect(Config.fromEnv({ EGL_LEDGER: "file:/tmp/l.jsonl" }).ledger).toEqual({ kind: "file", path: "/tmp/l.jsonl" })
     expect(() => Config.fromEnv({ EGL_LEDGER: "mysql://x" })).toThrow(LedgerUrl.LedgerUrlInvalid)
     expect(() => Config.fromEnv({ PORT: "http" })).toThrow(/PORT/)
-    expect(() => ledgerOf(Config.fromEnv({ EGL_LEDGER: "postgres://localhost/test" }))).toThrow(/ledger-postgres/)
+    expect(ledgerOf(Config.fromEnv({ EGL_LEDGER: "postgres://localhost/test" }))).toMatchObject({
+      storage: expect.anything()
+    })
+    expect(Config.fromEnv({ EGL_CACHE: "redis", EGL_POOLS: "bullmq" })).toMatchObject({
+      cache: "redis",
+      pools: "bullmq"
+    })
+    expect(() => Config.fromEnv({ EGL_POOLS: "kafka" })).toThrow(/EGL_POOLS/)
   })
 })
 
