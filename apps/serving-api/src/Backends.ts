@@ -52,13 +52,17 @@ export const open = async (config: Config, logger: Logger): Promise<Backends> =>
       grants = store
     } else if (config.pools === "bullmq") {
       // Workers in other processes use the grants: they must share where used grants are remembered.
-      const store = RedisGrantStore.make({ url: config.redisUrl })
+      const store = RedisGrantStore.make({ url: config.redisUrl, prefix: `${config.redisPrefix}:grant:` })
       closers.push(() => store.close())
       grants = store
     }
     let cache: GovernanceConfig["cache"]
     if (config.cache === "redis") {
-      const store = RedisCacheStore.make({ url: config.redisUrl, logger: logger.child({ component: "cache" }) })
+      const store = RedisCacheStore.make({
+        url: config.redisUrl,
+        prefix: `${config.redisPrefix}:cache:`,
+        logger: logger.child({ component: "cache" })
+      })
       closers.push(() => store.close())
       cache = { store }
     }

@@ -6,7 +6,7 @@
  *
  * Past one machine: `EGL_CACHE=redis` shares the deterministic cache in Redis, `EGL_POOLS=bullmq` runs admitted
  * deployments on tier workers (`src/worker.ts`) through BullMQ queues, both on `REDIS_URL` (default
- * `redis://127.0.0.1:6379`); with a `postgres://…` ledger every instance appends to the same chain and single-use grants
+ * `redis://127.0.0.1:6379`, keys under `EGL_REDIS_PREFIX`, default `egl`); with a `postgres://…` ledger every instance appends to the same chain and single-use grants
  * are shared in PostgreSQL.
  * @module
  */
@@ -27,6 +27,8 @@ export interface Config {
   /** Where admitted deployments run: in this process, or on tier workers through BullMQ. */
   readonly pools: "local" | "bullmq"
   readonly redisUrl: string
+  /** Prefix of every Redis key this deployment uses (queues, cache, grants); deployments sharing a Redis differ here. */
+  readonly redisPrefix: string
 }
 
 const oneOf = <A extends string>(
@@ -60,6 +62,7 @@ export const fromEnv = (env: NodeJS.ProcessEnv = process.env): Config => {
     logLevel: env["LOG_LEVEL"] ?? "info",
     cache: oneOf("EGL_CACHE", env["EGL_CACHE"], ["memory", "redis"], "memory"),
     pools: oneOf("EGL_POOLS", env["EGL_POOLS"], ["local", "bullmq"], "local"),
-    redisUrl: env["REDIS_URL"] ?? "redis://127.0.0.1:6379"
+    redisUrl: env["REDIS_URL"] ?? "redis://127.0.0.1:6379",
+    redisPrefix: env["EGL_REDIS_PREFIX"] ?? "egl"
   }
 }

@@ -38,7 +38,7 @@ export const start = async (config: Config, logger?: Logger): Promise<Running> =
   }
   const queues =
     config.pools === "bullmq"
-      ? TierQueues.make({ url: config.redisUrl, logger: log.child({ component: "pools" }) })
+      ? TierQueues.make({ url: config.redisUrl, prefix: config.redisPrefix, logger: log.child({ component: "pools" }) })
       : undefined
   const { app } = createApp({
     governance,

@@ -31,6 +31,7 @@ const worker = await TierWorker.start({
   governance,
   tier: tier as ExecutionClass.Tier,
   url: config.redisUrl,
+  prefix: config.redisPrefix,
   handlers: { [ACTION]: (input, { envelope }) => Deployment.deploy(envelope, input) },
   logger: logger.child({ component: "worker" })
 })

@@ -572,7 +572,12 @@ export const make = (
       description: storage.description,
       append,
       appendAll,
-      head: Effect.sync(() => head),
+      // The storage's head, not this service's last append: other instances may share the storage.
+      head: Effect.tap(storage.head, (h) =>
+        Effect.sync(() => {
+          if (h.size > head.size) head = h
+        })
+      ),
       read: (from, limit) => storage.read(from, limit),
       history: (ref) => storage.findRef(ref),
       findEnvelope,
