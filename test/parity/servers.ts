@@ -10,6 +10,7 @@ import { eglErrorFormatter, initEgl } from "@egl/trpc"
 import { Demo, DeployModel } from "@egl/serving-api"
 import { Controller, Module, Post } from "@nestjs/common"
 import { APP_FILTER, NestFactory } from "@nestjs/core"
+import type { NestExpressApplication } from "@nestjs/platform-express"
 import { initTRPC } from "@trpc/server"
 import { createHTTPServer } from "@trpc/server/adapters/standalone"
 import express from "express"
@@ -116,7 +117,7 @@ export const serveNest = async (): Promise<Served> => {
     providers: [{ provide: APP_FILTER, useClass: EglProblemFilter }]
   })
   class AppModule {}
-  const app = await NestFactory.create(AppModule, { logger: false, abortOnError: false })
+  const app = await NestFactory.create<NestExpressApplication>(AppModule, { logger: false, abortOnError: false })
   app.useBodyParser("json", { limit: "64kb" })
   await app.listen(0, "127.0.0.1")
   const url = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`
