@@ -20,8 +20,13 @@ export interface CrashBackend<S extends Ledger.LedgerStorage> {
   readonly name: string
   /** Absolute path of the module the child imports; it must export `layer(path, options)` like `SqliteLedger`. */
   readonly module: string
-  /** File name of the ledger inside a temporary directory. */
-  readonly fileName: string
+  /** File name of the ledger inside a temporary directory (backends that live in a file). */
+  readonly fileName?: string
+  /**
+   * Where the ledger lives when it is not a file of the temporary directory (e.g. a database URL): handed as is to the
+   * child's `layer` and to `open`, in place of the file's path.
+   */
+  readonly target?: string
   /** Opens the backend's storage in the parent, to check it. */
   readonly open: (path: string) => Effect.Effect<S, Ledger.LedgerUnavailable, Scope.Scope>
   /** Extra facts for the summary line (e.g. torn tails recovered). */
@@ -116,7 +121,7 @@ export const ledgerCrashTest = <S extends Ledger.LedgerStorage>(backend: CrashBa
     )
 
   it(`keeps every acknowledged record across ${runs} SIGKILLs of a writer`, async () => {
-    const file = join(dir, backend.fileName)
+    const file = backend.target ?? join(dir, backend.fileName ?? "ledger")
     const acked = new Map<number, string>()
     const started = performance.now()
     // Children load their modules ahead of their turn (about 0.6 s each), while earlier ones run and are checked.

@@ -2,8 +2,8 @@
  * Crash-test child of `ledgerCrash.ts`: opens a ledger backend once the parent writes a line to stdin (so it can start up while the parent
  * checks the previous run), then appends from many concurrent callers until it is killed. Each record's
  * `index hash` goes to stdout only after its append resolved: those lines are the acknowledgements the parent holds
- * the ledger to. argv: <backend module> <ledger file>; env EGL_TEST_PRIVATE_KEY: the checkpoint signing key. The
- * backend module exports `layer(path, options)`.
+ * the ledger to. argv: <backend module> <ledger file, or the backend's target such as a database URL>; env
+ * EGL_TEST_PRIVATE_KEY: the checkpoint signing key. The backend module exports `layer(path, options)`.
  */
 import { Effect, Layer } from "effect"
 import { Ledger, Sealer } from "@egl/core"

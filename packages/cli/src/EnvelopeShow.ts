@@ -18,7 +18,7 @@ import { openReadOnly } from "./internal/ledgerSource.ts"
 export interface Input {
   /** The envelope id. */
   readonly id: string
-  /** A ledger URL: `file:<path>` or `sqlite:<path>`. */
+  /** A ledger URL: `file:<path>`, `sqlite:<path>` or `postgres://…?schema=<schema>`. */
   readonly ledger: string
 }
 
@@ -167,7 +167,7 @@ export const command: Command.Command = Command.make({
   <id>                     the envelope id (as returned by admission, e.g. in the 201 body's envelope.id)
 
 Options:
-  --ledger <ledger-url>    file:<path> or sqlite:<path>; opened read-only (required)
+  --ledger <ledger-url>    file:<path>, sqlite:<path> or postgres://…?schema=<schema>; opened read-only (required)
   --json                   print one JSON document: { ok, ledger, envelope, position, seal, history }
   -h, --help               show this help
 

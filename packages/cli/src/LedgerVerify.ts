@@ -2,9 +2,10 @@
  * `egl ledger verify <ledger-url>`: verifies a ledger's hash chain and signed checkpoints with only public keys
  * (SPEC §9), and reports the first bad index on any tampering.
  *
- * The ledger is opened read-only (see `FileLedger` and `SqliteLedger` read-only opens): nothing is created or locked,
- * so it runs beside the app, and it verifies the records present when it starts. Each stored checkpoint (and a
- * checkpoint retained elsewhere, `--checkpoint`) must match the chain at its size, which also catches a cut tail.
+ * The ledger is opened read-only (see the `FileLedger`, `SqliteLedger` and `PostgresLedger` read-only opens): nothing
+ * is created or locked, so it runs beside the app, and it verifies the records present when it starts (a PostgreSQL
+ * ledger: one snapshot, streamed through a cursor). Each stored checkpoint (and a checkpoint retained elsewhere,
+ * `--checkpoint`) must match the chain at its size, which also catches a cut tail.
  * With `--public-key` every checkpoint must be signed by one of the keys; without, signatures are not checked and the
  * report says so.
  * @module
@@ -19,7 +20,7 @@ import { openReadOnly } from "./internal/ledgerSource.ts"
 
 /** What to verify. */
 export interface Input {
-  /** A ledger URL: `file:<path>` or `sqlite:<path>`. */
+  /** A ledger URL: `file:<path>`, `sqlite:<path>` or `postgres://…?schema=<schema>`. */
   readonly ledger: string
   /** PEM files of the public keys that may have signed checkpoints (a private key file yields its public half). */
   readonly publicKeyFiles?: ReadonlyArray<string> | undefined
@@ -174,7 +175,8 @@ export const command: Command.Command = Command.make({
   synopsis: "<ledger-url> [--public-key <pem-file>]... [--checkpoint <json-file>] [--json]",
   summary: "Verify a ledger's hash chain and signed checkpoints; report the first bad index.",
   details: `Arguments:
-  <ledger-url>                 file:<path> (JSONL) or sqlite:<path>; opened read-only, never created or locked
+  <ledger-url>                 file:<path> (JSONL), sqlite:<path> or postgres://user@host:port/db?schema=<schema>
+                               (schema default public); opened read-only, never created, migrated or locked
 
 Options:
   --public-key <pem-file>      Ed25519 public key that may have signed checkpoints (repeat for rotated keys);
@@ -185,10 +187,11 @@ Options:
   -h, --help                   show this help
 
 Exit codes: 0 intact, 1 not intact (first bad index, failure and detail printed), 2 invalid arguments, key or
-checkpoint, 3 cannot open (missing ledger, bad or unsupported URL, I/O error).
+checkpoint, 3 cannot open (missing ledger, bad or unsupported URL, database unreachable, I/O error).
 
-Example:
-  egl ledger verify sqlite:.data/ledger.db --public-key egl-signing.pub`,
+Examples:
+  egl ledger verify sqlite:.data/ledger.db --public-key egl-signing.pub
+  egl ledger verify 'postgres://auditor@db:5432/egl?schema=egl' --public-key egl-signing.pub`,
   body: (args) =>
     Effect.gen(function* () {
       const { values, positionals } = yield* Command.parse(args, options, { names: ["<ledger-url>"] })

@@ -49,14 +49,14 @@ Options:
   --json           on every command: print one JSON document on stdout, also for errors
                    ({ "ok": false, "error": { "code", "message" } })
 
-Ledger URLs: file:<path> (JSONL), sqlite:<path>; memory and postgres://… cannot be opened from outside the app
-(postgres: not available in this version).
+Ledger URLs: file:<path> (JSONL), sqlite:<path>, postgres://user@host:port/database?schema=<schema> (schema default
+public); memory cannot be opened from outside the app.
 
 Exit codes:
   0   ok
   1   the ledger is not intact (first bad index, failure and detail are printed), or an envelope's seal does not verify
   2   usage error or invalid input: bad arguments, invalid JSON, invalid policy, invalid key or checkpoint
-  3   cannot open: missing file, invalid or unsupported ledger URL, I/O error
+  3   cannot open: missing file or schema, invalid or unsupported ledger URL, database unreachable, I/O error
   4   not found: no envelope with that id
   70  internal error (a bug in egl)
 `

@@ -174,7 +174,7 @@ describe("egl ledger verify", () => {
     expect(err).toMatch(/cannot open the ledger: .*file is not a database/)
   })
 
-  it("refuses an invalid ledger URL, a memory ledger and PostgreSQL with a clear message (exit 3)", async () => {
+  it("refuses an invalid ledger URL, a memory ledger and an unreachable PostgreSQL with a clear message (exit 3)", async () => {
     const invalid = await egl("ledger", "verify", "ledger.db")
     expect(invalid.code).toBe(3)
     expect(invalid.err).toMatch(
@@ -185,15 +185,14 @@ describe("egl ledger verify", () => {
     expect(memory.code).toBe(3)
     expect(memory.err).toMatch(/memory ledger lives only inside the process.*nothing to open/)
 
-    const postgres = await eglJson("ledger", "verify", "postgres://egl:hunter2@localhost:5432/egl")
+    const postgres = await eglJson("ledger", "verify", "postgres://egl:hunter2@127.0.0.1:1/egl")
     expect(postgres.code).toBe(3)
     expect(postgres.json).toEqual({
       ok: false,
       error: {
         code: "cannot-open",
         message:
-          "the PostgreSQL ledger backend is not available in this version of egl (postgres://egl:***@localhost:5432/egl); " +
-          "file: and sqlite: ledgers can be opened"
+          "cannot open the ledger: postgres://egl:***@127.0.0.1:1/egl?schema=public: connect ECONNREFUSED 127.0.0.1:1"
       }
     })
   })

@@ -5,7 +5,10 @@
  * - `memory`: in the process, gone when it exits;
  * - `file:<path>`: the JSONL file ledger of {@link FileLedger};
  * - `sqlite:<path>`: the SQLite ledger of `@egl/ledger-sqlite`;
- * - `postgres://…` (or `postgresql://…`): the PostgreSQL ledger of `@egl/ledger-postgres`.
+ * - `postgres://…` (or `postgresql://…`): the PostgreSQL ledger of `@egl/ledger-postgres`. Its `schema` query
+ *   parameter names the schema that holds the chain (default `public`; lower-case letters, digits and `_`), e.g.
+ *   `postgres://egl@db:5432/egl?schema=egl`; every instance given the same URL appends to the same chain, and
+ *   `egl ledger verify` takes the same URL. The other parameters are the connection's (`sslmode`, …).
  *
  * The path after `file:` or `sqlite:` is taken literally and may be relative (to the working directory); the URL form
  * with an empty host, `file:///var/lib/egl/ledger.jsonl`, is the absolute path after the two slashes. Anything else is
@@ -91,5 +94,11 @@ export const describe = (url: LedgerUrl): string => {
   }
 }
 
-/** Masks the password of any `scheme://user:password@host` in a string. */
-const maskPassword = (text: string): string => text.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*):[^/]*@/i, "$1:***@")
+/**
+ * Masks the secrets of a connection string: the password of `scheme://user:password@host`, and the value of a
+ * `password`, `sslpassword` or `sslkey` query parameter (libpq accepts both forms).
+ */
+const maskPassword = (text: string): string =>
+  text
+    .replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*):[^/]*@/i, "$1:***@")
+    .replace(/([?&](?:password|sslpassword|sslkey)=)[^&#]*/gi, "$1***")

@@ -41,3 +41,14 @@ describe("LedgerUrl", () => {
     expect(LedgerUrl.describe({ kind: "sqlite", path: "/x.db" })).toBe("sqlite:/x.db")
   })
 })
+
+describe("LedgerUrl.describe", () => {
+  it("never shows a password, in the authority or in the query", () => {
+    const shown = LedgerUrl.describe(
+      LedgerUrl.parseSync("postgres://egl:s3cret@db.internal:5432/egl?schema=prod&password=other&sslpassword=x")
+    )
+    expect(shown).not.toMatch(/s3cret|other|sslpassword=x/)
+    expect(shown).toContain("egl:***@db.internal")
+    expect(shown).toContain("schema=prod")
+  })
+})

@@ -4,6 +4,7 @@
  */
 import { existsSync } from "node:fs"
 import { FileLedger, type Ledger, LedgerUrl } from "@egl/core"
+import { PostgresLedger } from "@egl/ledger-postgres"
 import { SqliteLedger } from "@egl/ledger-sqlite"
 import { Effect, type Scope } from "effect"
 import { cannotOpen, type CommandError } from "../CommandError.ts"
@@ -15,12 +16,13 @@ export const openReadOnly = (url: string): Effect.Effect<Ledger.LedgerStorage, C
     switch (parsed.kind) {
       case "memory":
         return yield* cannotOpen(
-          "a memory ledger lives only inside the process that writes it: nothing to open (use file:<path> or sqlite:<path>)"
+          "a memory ledger lives only inside the process that writes it: nothing to open " +
+            "(use file:<path>, sqlite:<path> or postgres://…)"
         )
       case "postgres":
-        return yield* cannotOpen(
-          `the PostgreSQL ledger backend is not available in this version of egl (${LedgerUrl.describe(parsed)}); ` +
-            "file: and sqlite: ledgers can be opened"
+        // The schema comes from the URL's `schema` parameter (default `public`); its sessions are read-only.
+        return yield* PostgresLedger.open(parsed.url, { readOnly: true, applicationName: "egl-cli", pool: 2 }).pipe(
+          Effect.mapError((e) => cannotOpen(`cannot open the ledger: ${e.detail}`))
         )
       case "file":
       case "sqlite": {

@@ -1,12 +1,16 @@
 /**
  * Real ledgers for the CLI tests: the reference scenario admitted, denied and executed through `createGovernance`
- * with a fixed key, on a JSONL file and on SQLite; copies to tamper with; the key files an auditor would hold.
+ * with a fixed key, on a JSONL file, on SQLite and on PostgreSQL (a schema of its own, dropped after the test file);
+ * copies to tamper with; the key files an auditor would hold.
  */
+import { execFileSync } from "node:child_process"
+import { randomBytes } from "node:crypto"
 import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import Database from "better-sqlite3"
 import { createGovernance, Sealer, type GovernanceConfig } from "@egl/core"
+import { PostgresLedger } from "@egl/ledger-postgres"
 import { SqliteLedger } from "@egl/ledger-sqlite"
 import { afterAll } from "vitest"
 import { policy, registry } from "../../../../examples/quickstart/src/scenario.ts"
@@ -49,6 +53,7 @@ const principals = {
 
 /** A ledger built from the reference scenario. */
 export interface Built {
+  /** The file, or the PostgreSQL URL with its `?schema=`. */
   readonly path: string
   /** Records in the ledger. */
   readonly size: number
@@ -60,13 +65,42 @@ export interface Built {
 
 let files = 0
 
+/** The test database (`DATABASE_URL`, default the local `test` database). */
+export const DATABASE_URL = process.env["DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/test"
+/** Prefix of this test file's PostgreSQL schemas. */
+const schemaPrefix = `egl_test_cli_${randomBytes(4).toString("hex")}`
+let schemas = 0
+
+/** Runs SQL on the test database through psql (as someone with database access would), answering its output. */
+export const psql = (sql: string): string =>
+  execFileSync("psql", [DATABASE_URL, "-v", "ON_ERROR_STOP=1", "-X", "-q", "-A", "-t", "-c", sql], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"]
+  }).trim()
+
+afterAll(() => {
+  if (schemas === 0) return
+  const found = psql(`SELECT nspname FROM pg_namespace WHERE starts_with(nspname, '${schemaPrefix}')`)
+  for (const schema of found.split("\n").filter((s) => s !== "")) psql(`DROP SCHEMA "${schema}" CASCADE`)
+})
+
+/** The PostgreSQL ledger URL of a new schema (`?schema=`), as `egl` takes it. */
+export const postgresUrl = (): string => {
+  const url = new URL(DATABASE_URL)
+  url.searchParams.set("schema", `${schemaPrefix}_${schemas++}`)
+  return url.toString()
+}
+
 /**
  * Builds a ledger: the policy record, then admissions (one denied, one executed), closed cleanly so a final signed
  * checkpoint covers the whole chain. Checkpoints every 4 records, so there are several.
  */
-export const build = async (kind: "file" | "sqlite"): Promise<Built> => {
-  const path = join(dir, `ledger-${files++}.${kind === "file" ? "jsonl" : "db"}`)
-  const ledger: GovernanceConfig["ledger"] = kind === "file" ? { file: path } : { storage: SqliteLedger.open(path) }
+export const build = async (kind: "file" | "sqlite" | "postgres"): Promise<Built> => {
+  const path = kind === "postgres" ? postgresUrl() : join(dir, `ledger-${files++}.${kind === "file" ? "jsonl" : "db"}`)
+  const ledger: GovernanceConfig["ledger"] =
+    kind === "file"
+      ? { file: path }
+      : { storage: kind === "sqlite" ? SqliteLedger.open(path) : PostgresLedger.open(path) }
   const egl = await createGovernance({ registry, policy, keys, ledger, ledgerOptions: { checkpointEvery: 4 } })
   const admit = (who: keyof typeof principals, environment: "dev" | "prod", gpus: number, escalation = false) =>
     egl.admit({
