@@ -170,6 +170,13 @@ export class Admission extends Context.Service<
       envelope: Envelope.ExecutionEnvelope,
       expected?: DispatchExpectation
     ): Effect.Effect<Dispatched, DispatchError>
+    /**
+     * Admits and, when admitted, uses the grant at once, for an executor in this process (the gate): no re-verification
+     * is needed, as the sealed envelope never left the pipeline.
+     */
+    admitAndDispatch(
+      request: AdmissionRequestInput | unknown
+    ): Effect.Effect<{ readonly admitted: Admitted; readonly dispatched: Dispatched }, AdmissionError | DispatchError>
     /** Records an execution outcome (output digest, runtime fingerprint, worker identity) in the ledger. */
     complete(
       envelope: Envelope.ExecutionEnvelope,
@@ -791,24 +798,54 @@ export const make = (options?: AdmissionOptions) =>
         if (stored === undefined || stored.envelope.decision.snapshotId !== envelope.decision.snapshotId) {
           return yield* reject("the envelope is not in the ledger")
         }
+        return yield* useGrant(envelope, envelope.granted, now, at, expected?.worker ?? worker)
+      })
+
+    /** Uses the grant of an admitted envelope and records the dispatch (the envelope is known to be genuine). */
+    const useGrant = (
+      envelope: Envelope.ExecutionEnvelope,
+      granted: Envelope.Granted,
+      now: number,
+      at: string,
+      by: string
+    ): Effect.Effect<Dispatched, DispatchError> =>
+      Effect.gen(function* () {
         yield* guard
-          .consume({ envelopeId: envelope.id, expiresAt: envelope.granted.expiresAt }, now)
+          .consume({ envelopeId: envelope.id, expiresAt: granted.expiresAt }, now)
           .pipe(
             Effect.tapError((e) =>
               e._tag === "GrantRejected" ? incident(envelope.id, at, e.code, e.detail) : Effect.void
             )
           )
-        const by = expected?.worker ?? worker
         yield* executionRecord(envelope, at, {
           phase: "dispatched",
-          pool: envelope.granted.pool,
+          pool: granted.pool,
           worker: by,
           runtimeFingerprint: envelope.runtime.fingerprint ?? ""
         }).pipe(
           Effect.catchTag("CanonicalizationError", (e) => Effect.fail(new LedgerUnavailable({ detail: e.message })))
         )
-        return { envelope, pool: envelope.granted.pool, worker: by, startedAt: now }
+        return { envelope, pool: granted.pool, worker: by, startedAt: now }
       })
+
+    /**
+     * Admits and, when admitted, dispatches at once: the sealed envelope never left this fiber, so there is nothing to
+     * re-verify; its grant is used and the dispatch recorded (what an in-process executor such as the gate does).
+     */
+    const admitAndDispatch = (
+      request: AdmissionRequestInput | unknown
+    ): Effect.Effect<
+      { readonly admitted: Admitted; readonly dispatched: Dispatched },
+      AdmissionError | DispatchError
+    > =>
+      Effect.flatMap(admit(request), (admitted) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          Effect.map(useGrant(admitted.envelope, admitted.envelope.granted!, now, iso(now), worker), (dispatched) => ({
+            admitted,
+            dispatched
+          }))
+        )
+      )
 
     const complete = (envelope: Envelope.ExecutionEnvelope, outcome: ExecutionOutcome) =>
       Effect.gen(function* () {
@@ -877,5 +914,5 @@ export const make = (options?: AdmissionOptions) =>
         return yield* exit
       })
 
-    return Admission.of({ admit, dispatch, complete, execute })
+    return Admission.of({ admit, dispatch, admitAndDispatch, complete, execute })
   })

@@ -243,11 +243,13 @@ export const route = <Body = unknown, Context = unknown>(
   /** Admit, then dispatch (here, unless a remote worker will): one run of the runtime for both. */
   const admitAndDispatch = (request: AdmissionRequestInput) =>
     Admission.use((a) =>
-      Effect.flatMap(a.admit(request), (admitted: Admitted) =>
-        remote && admitted.cached === undefined
-          ? Effect.succeed(admitted)
-          : Effect.as(a.dispatch(admitted.envelope), admitted)
-      )
+      remote
+        ? Effect.flatMap(a.admit(request), (admitted: Admitted) =>
+            admitted.cached === undefined
+              ? Effect.succeed(admitted)
+              : Effect.as(a.dispatch(admitted.envelope), admitted)
+          )
+        : Effect.map(a.admitAndDispatch(request), (r) => r.admitted)
     )
 
   /** Takes a slot in the pool; resolves once the slot is held, with the release function. */

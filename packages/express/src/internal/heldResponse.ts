@@ -13,10 +13,13 @@ const bytesOf = (chunk: unknown, encoding: unknown): Buffer =>
       ? Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
       : Buffer.from(String(chunk), typeof encoding === "string" ? (encoding as BufferEncoding) : "utf8")
 
-/** The outcome of a finished response: its JSON value when it is JSON (digested canonically), else its bytes. */
-const outcomeOf = (res: Response, body: Buffer): Gate.Outcome => {
+/**
+ * The outcome of a finished response: its bytes, digested as sent; or, when the deterministic cache may keep the output
+ * (a cache-eligible execution answering JSON), its JSON value.
+ */
+const outcomeOf = (res: Response, body: Buffer, cacheable: boolean): Gate.Outcome => {
   const type = res.getHeader("content-type")
-  if (body.length > 0 && typeof type === "string" && JSON_TYPE.test(type)) {
+  if (cacheable && body.length > 0 && typeof type === "string" && JSON_TYPE.test(type)) {
     try {
       return { statusCode: res.statusCode, output: JSON.parse(body.toString("utf8")) }
     } catch {
@@ -60,7 +63,7 @@ export const holdResponse = (res: Response, entry: Gate.Entry): void => {
     res.write = write
     res.end = end as unknown as Response["end"]
     const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)
-    void entry.finish(outcomeOf(res, body)).then(
+    void entry.finish(outcomeOf(res, body, entry.envelope.cache.eligible)).then(
       (problem) => {
         if (problem !== undefined && !res.headersSent) {
           res.removeHeader("Content-Length")
